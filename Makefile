@@ -1,0 +1,38 @@
+# Two commands matter: `make test` and `make run`. Each sets up a fresh machine first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+
+.PHONY: test test-js test-py lint typecheck setup run bench codegen histories clean
+
+$(STAMPS)/py: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(STAMPS)/npm: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMPS)/py $(STAMPS)/npm
+
+test: setup
+	npx vitest run
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	npx tsc --noEmit -p convex
+
+codegen: $(STAMPS)/npm
+	npx convex codegen --system-udfs --typecheck disable
+
+clean:
+	rm -rf $(STAMPS) $(VENV) node_modules .jangar

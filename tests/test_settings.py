@@ -1,0 +1,70 @@
+"""The settings object: defaults, the seed's fallbacks, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.settings import DEFAULT_CONVEX_URL, SettingsError, load_settings
+
+_VARS = (
+    "CONVEX_URL",
+    "CONVEX_DEPLOYMENT",
+    "CONVEX_SELF_HOSTED_URL",
+    "CONVEX_DEPLOY_KEY",
+    "CONVEX_ADMIN_KEY",
+    "TEMPORAL_ADDRESS",
+    "MAX_CONCURRENT_ACTIVITIES",
+    "JANGAR_CODEX_COMMAND",
+    "JANGAR_CHECK_COMMANDS",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_point_at_the_local_stack() -> None:
+    settings = load_settings()
+    assert settings.resolved_convex_url == DEFAULT_CONVEX_URL
+    assert settings.temporal_address == "localhost:7233"
+    assert settings.temporal_namespace == "default"
+    assert settings.temporal_task_queue == "jangar"
+    assert settings.convex_key is None
+
+
+def test_convex_url_wins_over_self_hosted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEX_SELF_HOSTED_URL", "https://convex.example/http/")
+    assert load_settings().resolved_convex_url == "https://convex.example/http"
+    monkeypatch.setenv("CONVEX_URL", "https://happy-otter-123.convex.cloud")
+    assert load_settings().resolved_convex_url == "https://happy-otter-123.convex.cloud"
+
+
+def test_deploy_key_wins_over_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEX_ADMIN_KEY", "admin-secret")
+    assert load_settings().convex_key is not None
+    monkeypatch.setenv("CONVEX_DEPLOY_KEY", "deploy-secret")
+    key = load_settings().convex_key
+    assert key is not None and key.get_secret_value() == "deploy-secret"
+    assert "deploy-secret" not in repr(load_settings())
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_ACTIVITIES", "zero")
+    with pytest.raises(SettingsError, match="MAX_CONCURRENT_ACTIVITIES"):
+        load_settings()
+
+
+def test_bad_convex_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEX_URL", "convex.example")
+    with pytest.raises(SettingsError, match=r"CONVEX_URL: .*http://"):
+        load_settings()
+
+
+def test_command_and_checks_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JANGAR_CODEX_COMMAND", "python3 'tests/my agent.py' --json")
+    monkeypatch.setenv("JANGAR_CHECK_COMMANDS", "make lint\n\n  pytest -q  \n")
+    settings = load_settings()
+    assert settings.codex_command == ["python3", "tests/my agent.py", "--json"]
+    assert settings.check_commands == ["make lint", "pytest -q"]

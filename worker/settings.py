@@ -1,0 +1,189 @@
+"""The one settings object of the Jangar worker, read from the environment.
+
+Every process (worker, dispatcher, CLI, dev stack) builds its configuration here, so a
+variable has one name, one default and one validation rule. A bad value stops the start with
+a message that names the variable (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CONVEX_URL = "http://127.0.0.1:3210"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by every Jangar process. Field names map to upper-case env vars."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- Convex (names from the seed) -------------------------------------------------------
+    convex_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONVEX_URL", "CONVEX_DEPLOYMENT"),
+        description="Convex deployment URL (cloud). Falls back to CONVEX_SELF_HOSTED_URL.",
+    )
+    convex_self_hosted_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CONVEX_SELF_HOSTED_URL")
+    )
+    convex_deploy_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CONVEX_DEPLOY_KEY")
+    )
+    convex_admin_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CONVEX_ADMIN_KEY")
+    )
+    convex_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    # --- Temporal ---------------------------------------------------------------------------
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "jangar"
+    temporal_tls: bool = False
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_api_key: SecretStr | None = None
+
+    # --- Worker process ---------------------------------------------------------------------
+    worker_id: str = Field(default_factory=_default_worker_id)
+    max_concurrent_activities: int = Field(default=20, ge=1, le=1000)
+    max_concurrent_workflow_tasks: int = Field(default=50, ge=1, le=1000)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    dispatcher_enabled: bool = True
+    dispatcher_poll_seconds: float = Field(default=2.0, gt=0, le=600)
+
+    # --- Jobs -------------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".jangar"),
+        validation_alias=AliasChoices("JANGAR_DATA_DIR"),
+        description="Workspaces, logs and diffs live under this directory.",
+    )
+    artifact_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JANGAR_ARTIFACT_BASE_URL"),
+        description="Public URL prefix for the artifact directory; file:// URLs when unset.",
+    )
+    codex_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["codex", "exec", "--json", "--full-auto"],
+        validation_alias=AliasChoices("JANGAR_CODEX_COMMAND"),
+        description="Agent command line; the prompt is appended as the last argument.",
+    )
+    agent_timeout_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias=AliasChoices("JANGAR_AGENT_TIMEOUT_SECONDS")
+    )
+    check_commands: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("JANGAR_CHECK_COMMANDS"),
+        description="Default checks when a work order names none; separated by newlines.",
+    )
+    github_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "GH_TOKEN")
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com", validation_alias=AliasChoices("GITHUB_API_URL")
+    )
+    git_author_name: str = Field(
+        default="Jangar", validation_alias=AliasChoices("JANGAR_GIT_AUTHOR_NAME")
+    )
+    git_author_email: str = Field(
+        default="jangar@localhost", validation_alias=AliasChoices("JANGAR_GIT_AUTHOR_EMAIL")
+    )
+
+    @field_validator("codex_command", mode="before")
+    @classmethod
+    def _split_command(cls, value: object) -> object:
+        if isinstance(value, str):
+            import shlex
+
+            parts = shlex.split(value)
+            if not parts:
+                raise ValueError("must name a program, e.g. 'codex exec --json'")
+            return parts
+        return value
+
+    @field_validator("check_commands", mode="before")
+    @classmethod
+    def _split_checks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        return value
+
+    @field_validator("convex_url", "convex_self_hosted_url", "github_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return upper
+
+    @property
+    def resolved_convex_url(self) -> str:
+        """CONVEX_URL, else CONVEX_SELF_HOSTED_URL, else the local backend's address."""
+        return self.convex_url or self.convex_self_hosted_url or DEFAULT_CONVEX_URL
+
+    @property
+    def convex_key(self) -> SecretStr | None:
+        """The deploy key wins over the admin key; both authorize internal functions."""
+        return self.convex_deploy_key or self.convex_admin_key
+
+
+_ENV_NAMES = {
+    "convex_url": "CONVEX_URL",
+    "convex_self_hosted_url": "CONVEX_SELF_HOSTED_URL",
+    "data_dir": "JANGAR_DATA_DIR",
+    "artifact_base_url": "JANGAR_ARTIFACT_BASE_URL",
+    "codex_command": "JANGAR_CODEX_COMMAND",
+    "agent_timeout_seconds": "JANGAR_AGENT_TIMEOUT_SECONDS",
+    "check_commands": "JANGAR_CHECK_COMMANDS",
+    "github_api_url": "GITHUB_API_URL",
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return _ENV_NAMES.get(field, field.upper())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning pydantic's errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            shown = "<hidden>" if field.endswith(("_key", "_token")) else repr(err.get("input"))
+            problems.append(f"{env_name(field)}: {err['msg']} (got {shown})")
+        raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
