@@ -41,6 +41,12 @@ def test_convex_url_wins_over_self_hosted(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().resolved_convex_url == "https://happy-otter-123.convex.cloud"
 
 
+def test_convex_deployment_name_gives_the_cloud_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEX_SELF_HOSTED_URL", "https://convex.example/http")
+    monkeypatch.setenv("CONVEX_DEPLOYMENT", "dev:happy-otter-123")
+    assert load_settings().resolved_convex_url == "https://happy-otter-123.convex.cloud"
+
+
 def test_deploy_key_wins_over_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVEX_ADMIN_KEY", "admin-secret")
     assert load_settings().convex_key is not None

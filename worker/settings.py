@@ -39,8 +39,15 @@ class Settings(BaseSettings):
     # --- Convex (names from the seed) -------------------------------------------------------
     convex_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("CONVEX_URL", "CONVEX_DEPLOYMENT"),
-        description="Convex deployment URL (cloud). Falls back to CONVEX_SELF_HOSTED_URL.",
+        validation_alias=AliasChoices("CONVEX_URL"),
+        description="Convex deployment URL (cloud). Falls back to CONVEX_DEPLOYMENT, then "
+        "CONVEX_SELF_HOSTED_URL.",
+    )
+    convex_deployment: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONVEX_DEPLOYMENT"),
+        pattern=r"^([a-z]+:)?[a-z0-9-]+$",
+        description="Convex cloud deployment name as the Convex CLI writes it (dev:happy-otter-123).",
     )
     convex_self_hosted_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CONVEX_SELF_HOSTED_URL")
@@ -51,7 +58,12 @@ class Settings(BaseSettings):
     convex_admin_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CONVEX_ADMIN_KEY")
     )
-    convex_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    convex_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Read/write timeout of one Convex call."
+    )
+    convex_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Time allowed to open a connection to Convex."
+    )
 
     # --- Temporal ---------------------------------------------------------------------------
     temporal_address: str = "localhost:7233"
@@ -87,7 +99,7 @@ class Settings(BaseSettings):
         description="Public URL prefix for the artifact directory; file:// URLs when unset.",
     )
     codex_command: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["codex", "exec", "--json", "--full-auto"],
+        default_factory=lambda: ["codex", "exec", "--json", "--sandbox", "workspace-write"],
         validation_alias=AliasChoices("JANGAR_CODEX_COMMAND"),
         description="Agent command line; the prompt is appended as the last argument.",
     )
@@ -111,6 +123,47 @@ class Settings(BaseSettings):
     git_author_email: str = Field(
         default="jangar@localhost", validation_alias=AliasChoices("JANGAR_GIT_AUTHOR_EMAIL")
     )
+    check_timeout_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_CHECK_TIMEOUT_SECONDS"),
+        description="Time limit of one check command when the work order gives none.",
+    )
+    git_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_GIT_TIMEOUT_SECONDS"),
+        description="Time limit of one git command (clone, fetch, push).",
+    )
+    agent_env_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("JANGAR_AGENT_ENV_ALLOW"),
+        description=(
+            "Extra environment variables (names or globs, comma or space separated) passed to"
+            " the agent and the checks, e.g. OPENAI_API_KEY. CONVEX_* and TEMPORAL_* never pass."
+        ),
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        validation_alias=AliasChoices("JANGAR_HEARTBEAT_SECONDS"),
+        description="How often long job activities heartbeat (keep well under heartbeat_timeout).",
+    )
+    kill_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        validation_alias=AliasChoices("JANGAR_KILL_GRACE_SECONDS"),
+        description="Between SIGTERM and SIGKILL when a job process is stopped.",
+    )
+    github_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        validation_alias=AliasChoices("GITHUB_TIMEOUT_SECONDS"),
+        description="Timeout of one GitHub API request.",
+    )
 
     @field_validator("codex_command", mode="before")
     @classmethod
@@ -131,6 +184,27 @@ class Settings(BaseSettings):
             return [line.strip() for line in value.splitlines() if line.strip()]
         return value
 
+    @field_validator("agent_env_allow", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name for name in value.replace(",", " ").split() if name]
+        return value
+
+    @field_validator("artifact_base_url")
+    @classmethod
+    def _artifact_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
+            raise ValueError("must be an http://, https:// or file:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain credentials (artifact URLs are stored in Convex)")
+        return value.rstrip("/")
+
     @field_validator("convex_url", "convex_self_hosted_url", "github_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -150,8 +224,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_convex_url(self) -> str:
-        """CONVEX_URL, else CONVEX_SELF_HOSTED_URL, else the local backend's address."""
-        return self.convex_url or self.convex_self_hosted_url or DEFAULT_CONVEX_URL
+        """CONVEX_URL, else CONVEX_DEPLOYMENT's cloud URL, else CONVEX_SELF_HOSTED_URL, else local."""
+        if self.convex_url:
+            return self.convex_url
+        if self.convex_deployment:
+            return f"https://{self.convex_deployment.split(':')[-1]}.convex.cloud"
+        return self.convex_self_hosted_url or DEFAULT_CONVEX_URL
 
     @property
     def convex_key(self) -> SecretStr | None:
@@ -167,6 +245,11 @@ _ENV_NAMES = {
     "codex_command": "JANGAR_CODEX_COMMAND",
     "agent_timeout_seconds": "JANGAR_AGENT_TIMEOUT_SECONDS",
     "check_commands": "JANGAR_CHECK_COMMANDS",
+    "check_timeout_seconds": "JANGAR_CHECK_TIMEOUT_SECONDS",
+    "git_timeout_seconds": "JANGAR_GIT_TIMEOUT_SECONDS",
+    "agent_env_allow": "JANGAR_AGENT_ENV_ALLOW",
+    "heartbeat_interval_seconds": "JANGAR_HEARTBEAT_SECONDS",
+    "kill_grace_seconds": "JANGAR_KILL_GRACE_SECONDS",
     "github_api_url": "GITHUB_API_URL",
 }
 

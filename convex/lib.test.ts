@@ -1,0 +1,140 @@
+/** The shared rules in convex/lib: transition tables, step ordering, guards. */
+import { ConvexError } from "convex/values";
+import { describe, expect, test } from "vitest";
+import { fail } from "./lib/errors";
+import {
+  MAX_VALUE_BYTES,
+  assertSizeWithin,
+  requireCommitSha,
+  requireIdempotencyKey,
+  requireText,
+  resolveLimit,
+  serializedSize,
+} from "./lib/guards";
+import {
+  STEP_STATUS_RANK,
+  TERMINAL_WORK_STATUSES,
+  WORK_TRANSITIONS,
+  classifyStepTransition,
+  classifyWorkTransition,
+  isTerminalStepStatus,
+} from "./lib/transitions";
+import { STEP_STATUSES, WORK_STATUSES } from "./lib/validators";
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConvexError);
+    return (error as ConvexError<{ code: string }>).data.code;
+  }
+  return undefined;
+}
+
+describe("work transition table", () => {
+  test("matches the contract", () => {
+    expect(WORK_TRANSITIONS).toEqual({
+      queued: ["running", "failed", "canceled"],
+      running: ["succeeded", "failed", "canceled"],
+      succeeded: [],
+      failed: [],
+      canceled: [],
+    });
+  });
+
+  test("terminal statuses have no way out", () => {
+    for (const status of TERMINAL_WORK_STATUSES) expect(WORK_TRANSITIONS[status]).toEqual([]);
+  });
+
+  test("every pair is classified by the table", () => {
+    for (const from of WORK_STATUSES) {
+      for (const to of WORK_STATUSES) {
+        const expected =
+          from === to ? "same" : WORK_TRANSITIONS[from].includes(to) ? "allowed" : "refused";
+        expect(classifyWorkTransition(from, to), `${from} -> ${to}`).toBe(expected);
+      }
+    }
+  });
+});
+
+describe("step ordering", () => {
+  test("pending < running < terminal", () => {
+    expect(STEP_STATUS_RANK.pending).toBeLessThan(STEP_STATUS_RANK.running);
+    for (const status of ["succeeded", "failed", "canceled", "skipped"] as const) {
+      expect(STEP_STATUS_RANK.running).toBeLessThan(STEP_STATUS_RANK[status]);
+      expect(isTerminalStepStatus(status)).toBe(true);
+    }
+  });
+
+  test("every pair: forward advances, terminal is final, backwards is stale", () => {
+    for (const from of STEP_STATUSES) {
+      for (const to of STEP_STATUSES) {
+        const got = classifyStepTransition(from, to);
+        if (isTerminalStepStatus(from)) expect(got, `${from} -> ${to}`).toBe("stale");
+        else if (from === to) expect(got).toBe("same");
+        else if (STEP_STATUS_RANK[to] > STEP_STATUS_RANK[from]) expect(got).toBe("advance");
+        else expect(got, `${from} -> ${to}`).toBe("stale");
+      }
+    }
+    expect(classifyStepTransition("succeeded", "running")).toBe("stale");
+    expect(classifyStepTransition("running", "pending")).toBe("stale");
+  });
+});
+
+describe("guards", () => {
+  test("fail throws ConvexError {code, message}", () => {
+    expect(() => fail("CONFLICT", "nope")).toThrow(ConvexError);
+    try {
+      fail("NOT_FOUND", "gone");
+    } catch (error) {
+      expect((error as ConvexError<{ code: string; message: string }>).data).toEqual({
+        code: "NOT_FOUND",
+        message: "gone",
+      });
+    }
+  });
+
+  test("size guard: at the limit passes, one byte over is TOO_LARGE with both sizes", () => {
+    const overhead = serializedSize("");
+    const atLimit = "x".repeat(MAX_VALUE_BYTES - overhead);
+    expect(serializedSize(atLimit)).toBe(MAX_VALUE_BYTES);
+    expect(() => assertSizeWithin("payload", atLimit)).not.toThrow();
+    const over = atLimit + "x";
+    expect(codeOf(() => assertSizeWithin("payload", over))).toBe("TOO_LARGE");
+    const big = { text: "é".repeat(MAX_VALUE_BYTES) };
+    let message = "";
+    try {
+      assertSizeWithin("payload", big);
+    } catch (error) {
+      message = (error as ConvexError<{ message: string }>).data.message;
+    }
+    expect(message).toContain(`payload is ${serializedSize(big)} bytes serialized`);
+    expect(message).toContain("the limit is 65536 bytes (64 KiB)");
+    expect(() => assertSizeWithin("payload", undefined)).not.toThrow();
+  });
+
+  test("strings: blank, too long and whitespace are INVALID_ARGUMENT", () => {
+    expect(codeOf(() => requireText("userId", "  ", 10))).toBe("INVALID_ARGUMENT");
+    expect(codeOf(() => requireText("userId", "x".repeat(11), 10))).toBe("INVALID_ARGUMENT");
+    expect(codeOf(() => requireText("repo", "a b", 10, { singleToken: true }))).toBe(
+      "INVALID_ARGUMENT",
+    );
+    expect(requireText("repo", "a/b", 10, { singleToken: true })).toBe("a/b");
+    expect(codeOf(() => requireIdempotencyKey(""))).toBe("INVALID_ARGUMENT");
+    expect(codeOf(() => requireIdempotencyKey("k".repeat(513)))).toBe("INVALID_ARGUMENT");
+    expect(requireIdempotencyKey("k".repeat(512))).toHaveLength(512);
+    expect(codeOf(() => requireCommitSha("not-a-sha"))).toBe("INVALID_ARGUMENT");
+    expect(requireCommitSha("0123abc")).toBe("0123abc");
+  });
+
+  test("limits: default, bounds, whole numbers only", () => {
+    expect(resolveLimit(undefined, 20, 100)).toBe(20);
+    expect(resolveLimit(100, 20, 100)).toBe(100);
+    for (const bad of [0, -1, 101, 1.5, Number.NaN]) {
+      expect(
+        codeOf(() => resolveLimit(bad, 20, 100)),
+        String(bad),
+      ).toBe("INVALID_ARGUMENT");
+    }
+  });
+});

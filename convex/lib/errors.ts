@@ -1,0 +1,30 @@
+/**
+ * Typed failures for every Convex function in this project.
+ *
+ * Callers (the Python client, the worker's activities, the UI) classify a failure by
+ * `data.code` instead of parsing message text, so every refusal goes through `fail`, which
+ * throws a `ConvexError` whose data is always `{code, message}`.
+ */
+import { ConvexError } from "convex/values";
+
+/** The only codes a function here throws. Kept in step with CONTRACT.md. */
+export const ERROR_CODES = [
+  "NOT_FOUND",
+  "INVALID_TRANSITION",
+  "TOO_LARGE",
+  "INVALID_ARGUMENT",
+  "CONFLICT",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The data carried by every ConvexError thrown here. */
+export type ErrorData = { code: ErrorCode; message: string };
+
+/**
+ * Throw a ConvexError with `{code, message}`. Typed `never` so TypeScript narrows after it.
+ * A mutation that throws writes nothing, so refusing is always safe to retry.
+ */
+export function fail(code: ErrorCode, message: string): never {
+  throw new ConvexError<ErrorData>({ code, message });
+}

@@ -1,0 +1,104 @@
+/**
+ * Steps: the activities, hooks and checks of a run, one document per (run, step name).
+ *
+ * Internal: the worker records each step as it moves. Activity retries and out-of-order
+ * deliveries mean an update can arrive late; status only moves forward (pending < running <
+ * terminal), so a late `running` after `succeeded` changes nothing.
+ */
+import { convexToJson, v, type Value } from "convex/values";
+import type { Doc } from "./_generated/dataModel";
+import { internalMutation } from "./_generated/server";
+import {
+  MAX_NAME_LENGTH,
+  assertSizeWithin,
+  optionalTimestamp,
+  requireText,
+  requireUrl,
+} from "./lib/guards";
+import { getRunOrThrow } from "./lib/lifecycle";
+import { classifyStepTransition, isTerminalStepStatus } from "./lib/transitions";
+import { stepKind, stepStatus, type StepStatus } from "./lib/validators";
+
+/** Statuses that mean the step actually ran, so a missing startedAt defaults to now. */
+const RAN: readonly StepStatus[] = ["running", "succeeded", "failed"];
+
+function sameValue(a: Value | undefined, b: Value | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return JSON.stringify(convexToJson(a)) === JSON.stringify(convexToJson(b));
+}
+
+/**
+ * Insert or update the step `name` of a run.
+ * - New step: stored as given; startedAt defaults to now for running/succeeded/failed, endedAt
+ *   to now for a terminal status.
+ * - Existing step: a higher-ranked status is applied; the same non-terminal status may fill in
+ *   payload/logUrl; a lower rank, or anything after a terminal status, is ignored. The first
+ *   startedAt and endedAt are kept. `kind` is fixed by the first call.
+ * Answers the stored status and whether this call wrote anything.
+ */
+export const appendOrUpdate = internalMutation({
+  args: {
+    runId: v.id("runs"),
+    name: v.string(),
+    kind: stepKind,
+    status: stepStatus,
+    startedAt: v.optional(v.number()),
+    endedAt: v.optional(v.number()),
+    payload: v.optional(v.any()),
+    logUrl: v.optional(v.string()),
+  },
+  returns: v.object({ stepId: v.id("steps"), status: stepStatus, changed: v.boolean() }),
+  handler: async (ctx, args) => {
+    const name = requireText("name", args.name, MAX_NAME_LENGTH);
+    const startedAt = optionalTimestamp("startedAt", args.startedAt);
+    const endedAt = optionalTimestamp("endedAt", args.endedAt);
+    assertSizeWithin("payload", args.payload);
+    const logUrl = args.logUrl === undefined ? undefined : requireUrl("logUrl", args.logUrl);
+
+    const run = await getRunOrThrow(ctx, args.runId);
+    const now = Date.now();
+    const terminal = isTerminalStepStatus(args.status);
+    const existing = await ctx.db
+      .query("steps")
+      .withIndex("by_run_and_name", (q) => q.eq("runId", run._id).eq("name", name))
+      .unique();
+
+    if (existing === null) {
+      const stepId = await ctx.db.insert("steps", {
+        runId: run._id,
+        name,
+        kind: args.kind,
+        status: args.status,
+        startedAt: startedAt ?? (RAN.includes(args.status) ? now : undefined),
+        endedAt: terminal ? (endedAt ?? now) : undefined,
+        payload: args.payload,
+        logUrl,
+        updatedAt: now,
+      });
+      return { stepId, status: args.status, changed: true };
+    }
+
+    const transition = classifyStepTransition(existing.status, args.status);
+    if (transition === "stale") {
+      return { stepId: existing._id, status: existing.status, changed: false };
+    }
+
+    const next: Partial<Doc<"steps">> = {};
+    if (transition === "advance") next.status = args.status;
+    if (existing.startedAt === undefined) {
+      const start = startedAt ?? (RAN.includes(args.status) ? now : undefined);
+      if (start !== undefined) next.startedAt = start;
+    }
+    if (terminal && existing.endedAt === undefined) next.endedAt = endedAt ?? now;
+    if (args.payload !== undefined && !sameValue(existing.payload, args.payload)) {
+      next.payload = args.payload;
+    }
+    if (logUrl !== undefined && logUrl !== existing.logUrl) next.logUrl = logUrl;
+
+    if (Object.keys(next).length === 0) {
+      return { stepId: existing._id, status: existing.status, changed: false };
+    }
+    await ctx.db.patch("steps", existing._id, { ...next, updatedAt: now });
+    return { stepId: existing._id, status: next.status ?? existing.status, changed: true };
+  },
+});
