@@ -25,6 +25,20 @@ def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     return event_dict
 
 
+def _flatten_temporal(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Lift the ids Temporal's loggers attach as extras into top-level fields."""
+    for extra in ("temporal_workflow", "temporal_activity"):
+        info = event_dict.pop(extra, None)
+        if isinstance(info, dict):
+            event_dict.setdefault("workflow_id", info.get("workflow_id"))
+            event_dict.setdefault("run_id", info.get("run_id") or info.get("workflow_run_id"))
+            if "activity_type" in info:
+                event_dict.setdefault("activity_type", info["activity_type"])
+            if "workflow_type" in info:
+                event_dict.setdefault("workflow_type", info["workflow_type"])
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configure structlog and the stdlib root logger once per process."""
     shared: list[Any] = [
@@ -34,6 +48,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
+    foreign = [*shared, structlog.stdlib.ExtraAdder(), _flatten_temporal]
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -49,7 +64,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=foreign,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("CONVEX_DEPLOYMENT"),
         pattern=r"^([a-z]+:)?[a-z0-9-]+$",
-        description="Convex cloud deployment name as the Convex CLI writes it (dev:happy-otter-123).",
+        description="Convex cloud deployment name, as the Convex CLI writes it: dev:happy-otter-1",
     )
     convex_self_hosted_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CONVEX_SELF_HOSTED_URL")
@@ -136,15 +136,16 @@ class Settings(BaseSettings):
         description="Time limit of one git command (clone, fetch, push).",
     )
     agent_env_allow: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+        default_factory=lambda: ["CODEX_API_KEY", "OPENAI_API_KEY"],
         validation_alias=AliasChoices("JANGAR_AGENT_ENV_ALLOW"),
         description=(
             "Extra environment variables (names or globs, comma or space separated) passed to"
-            " the agent and the checks, e.g. OPENAI_API_KEY. CONVEX_* and TEMPORAL_* never pass."
+            " the agent and the checks; by default only the agent's own API keys."
+            " CONVEX_* and TEMPORAL_* never pass."
         ),
     )
     heartbeat_interval_seconds: float = Field(
-        default=10.0,
+        default=2.0,
         gt=0,
         le=600,
         validation_alias=AliasChoices("JANGAR_HEARTBEAT_SECONDS"),
@@ -224,12 +225,17 @@ class Settings(BaseSettings):
 
     @property
     def resolved_convex_url(self) -> str:
-        """CONVEX_URL, else CONVEX_DEPLOYMENT's cloud URL, else CONVEX_SELF_HOSTED_URL, else local."""
+        """CONVEX_URL, else CONVEX_DEPLOYMENT, else CONVEX_SELF_HOSTED_URL, else the default."""
         if self.convex_url:
             return self.convex_url
         if self.convex_deployment:
             return f"https://{self.convex_deployment.split(':')[-1]}.convex.cloud"
         return self.convex_self_hosted_url or DEFAULT_CONVEX_URL
+
+    @property
+    def worker_task_queue(self) -> str:
+        """This worker's own task queue, for activities that must run where the workspace is."""
+        return f"{self.temporal_task_queue}@{self.worker_id}"
 
     @property
     def convex_key(self) -> SecretStr | None:

@@ -1,0 +1,302 @@
+"""The one way job activities run a child process (the agent, a check, git).
+
+What it guarantees, because an agent may run for an hour and spawn anything:
+
+- The child runs in its own session and process group, so stopping it stops everything it
+  started: on a time limit or on cancellation the whole group gets SIGTERM, then SIGKILL after
+  a grace period, and the child is reaped before we return. After a normal exit, anything the
+  child left running in its group is killed too (a check's stray ``server &``).
+- stdout and stderr are streamed, line by line as they arrive, to a log file (both into one
+  file, in arrival order) and to an ``on_line`` callback; nothing waits for the end.
+- A heartbeat callback runs every ``heartbeat_interval`` seconds while the child runs (the
+  activity turns it into ``activity.heartbeat``, which is also how Temporal delivers cancels).
+- The environment is built from an allow-list (:func:`child_env`): worker secrets (CONVEX_*,
+  TEMPORAL_*, GITHUB_TOKEN, anything whose name says KEY/TOKEN/SECRET/PASSWORD...) never reach
+  the child unless the caller passes them explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+Stream = Literal["stdout", "stderr"]
+LineCallback = Callable[[Stream, str], None]
+
+# Names any child may inherit from the worker: enough for a shell, git, node and TLS to work.
+BASE_ENV_ALLOW: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CODEX_HOME",
+)
+# Never inherited, even when an allow pattern matches: the worker's own credentials.
+WORKER_SECRETS: tuple[str, ...] = ("CONVEX_*", "TEMPORAL_*")
+# Inherited only when named explicitly (not through BASE_ENV_ALLOW or a glob).
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+
+_READ_CHUNK = 64 * 1024
+MAX_LINE = 1024 * 1024  # longer lines reach on_line cut at this many bytes (the log keeps all)
+_DRAIN_SECONDS = 5.0
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def looks_secret(name: str) -> bool:
+    """True for names like OPENAI_API_KEY, GITHUB_TOKEN, DB_PASSWORD, AWS_SECRET_ACCESS_KEY."""
+    upper = name.upper()
+    return any(word in upper for word in _SECRET_WORDS)
+
+
+def child_env(
+    allow: Sequence[str] = (),
+    extra: Mapping[str, str] | None = None,
+    source: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a job process.
+
+    - From ``source`` (default ``os.environ``): names in :data:`BASE_ENV_ALLOW` that do not look
+      secret, plus names matching ``allow`` (the operator's ``JANGAR_AGENT_ENV_ALLOW``). A
+      pattern with a glob never lets a secret-looking name through; an exact name does (that
+      is how ``OPENAI_API_KEY`` reaches Codex). :data:`WORKER_SECRETS` never pass.
+    - ``extra`` is set as given: the caller's explicit choice (``GIT_TERMINAL_PROMPT=0``...).
+    """
+    env_source = os.environ if source is None else source
+    exact = {name for name in allow if not any(ch in name for ch in "*?[")}
+    globs = [pattern for pattern in allow if pattern not in exact]
+    env: dict[str, str] = {}
+    for name, value in env_source.items():
+        if _matches(name, WORKER_SECRETS):
+            continue
+        if name in exact or (
+            not looks_secret(name) and (_matches(name, BASE_ENV_ALLOW) or _matches(name, globs))
+        ):
+            env[name] = value
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a child process ended."""
+
+    pid: int
+    exit_code: int | None  # None when timed out; negative: killed by that signal
+    timed_out: bool
+    duration_seconds: float
+    stdout: str = ""  # only with capture=True (cut at capture_limit characters)
+    stderr: str = ""
+    tail: tuple[str, ...] = field(default_factory=tuple)  # the last lines, both streams
+
+
+class _Output:
+    """Collects a child's output: log file, line callback, tail, optional capture."""
+
+    def __init__(
+        self,
+        log_path: Path | None,
+        on_line: LineCallback | None,
+        capture: bool,
+        capture_limit: int,
+        tail_lines: int,
+    ) -> None:
+        self._log: IO[bytes] | None = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = log_path.open("wb")
+        self._on_line = on_line
+        self._capture = capture
+        self._limit = capture_limit
+        self._captured: dict[Stream, list[str]] = {"stdout": [], "stderr": []}
+        self._captured_size: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self.callback_error: BaseException | None = None
+
+    def line(self, stream: Stream, raw: bytes) -> None:
+        if self._log is not None:
+            self._log.write(raw if raw.endswith(b"\n") else raw + b"\n")  # whole lines only
+            self._log.flush()
+        text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r\n")
+        self.tail.append(text)
+        if self._capture and self._captured_size[stream] < self._limit:
+            self._captured[stream].append(text)
+            self._captured_size[stream] += len(text) + 1
+        if self._on_line is not None and self.callback_error is None:
+            try:
+                self._on_line(stream, text)
+            except Exception as exc:  # a bad callback must not leave the child unmanaged
+                self.callback_error = exc
+
+    def captured(self, stream: Stream) -> str:
+        text = "\n".join(self._captured[stream])
+        return text[: self._limit]
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
+
+async def _pump(reader: asyncio.StreamReader, stream: Stream, out: _Output) -> None:
+    pending = b""
+    while True:
+        chunk = await reader.read(_READ_CHUNK)
+        if not chunk:
+            break
+        pending += chunk
+        while True:
+            newline = pending.find(b"\n")
+            if newline < 0:
+                break
+            out.line(stream, pending[: newline + 1])
+            pending = pending[newline + 1 :]
+        if len(pending) > MAX_LINE:  # a huge line without newline: pass it on in pieces
+            out.line(stream, pending)
+            pending = b""
+    if pending:
+        out.line(stream, pending)
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to a process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member changed user: nothing we can do
+        return False
+    return True
+
+
+async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the child's group, wait up to ``grace``, SIGKILL what is left, reap the child.
+
+    Runs to the end even if cancelled again meanwhile (then re-raises the cancellation), so
+    no process outlives the activity that started it.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    signal_group(proc.pid, signal.SIGTERM)
+    if grace > 0:
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    signal_group(proc.pid, signal.SIGKILL)
+    while proc.returncode is None:
+        try:
+            await proc.wait()
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    time_limit: float,
+    log_path: Path | None = None,
+    on_line: LineCallback | None = None,
+    on_start: Callable[[int], None] | None = None,
+    heartbeat: Callable[[], None] | None = None,
+    heartbeat_interval: float = 10.0,
+    kill_grace: float = 10.0,
+    capture: bool = False,
+    capture_limit: int = 8 * 1024 * 1024,
+    tail_lines: int = 40,
+) -> ProcessResult:
+    """Run ``argv`` in ``cwd`` with exactly ``env``; see the module docstring.
+
+    A time limit is a result (``timed_out=True``); cancellation stops the process group and
+    re-raises ``asyncio.CancelledError``. ``FileNotFoundError``/``PermissionError`` from a
+    missing or non-executable program propagate for the caller to classify.
+    """
+    out = _Output(log_path, on_line, capture, capture_limit, tail_lines)
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # own session => own process group, pgid == pid
+        )
+    except BaseException:
+        out.close()
+        raise
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        asyncio.create_task(_pump(proc.stdout, "stdout", out)),
+        asyncio.create_task(_pump(proc.stderr, "stderr", out)),
+    ]
+    beats: asyncio.Task[None] | None = None
+    timed_out = False
+    try:
+        if on_start is not None:
+            on_start(proc.pid)
+        if heartbeat is not None:
+            beats = asyncio.create_task(_beat(heartbeat, heartbeat_interval))
+        try:
+            await asyncio.wait_for(proc.wait(), time_limit)
+        except TimeoutError:
+            timed_out = True
+            await _stop_group(proc, kill_grace)
+    except BaseException:
+        await _stop_group(proc, kill_grace)
+        raise
+    finally:
+        if beats is not None:
+            beats.cancel()
+        # Whatever the child left running in its group goes now; then the pipes reach EOF.
+        signal_group(proc.pid, signal.SIGKILL)
+        _done, still_reading = await asyncio.wait(pumps, timeout=_DRAIN_SECONDS)
+        for task in still_reading:  # a grandchild that left the group still holds a pipe
+            task.cancel()
+        out.close()
+    if out.callback_error is not None:
+        raise out.callback_error
+    return ProcessResult(
+        pid=proc.pid,
+        exit_code=None if timed_out else proc.returncode,
+        timed_out=timed_out,
+        duration_seconds=time.monotonic() - started,
+        stdout=out.captured("stdout"),
+        stderr=out.captured("stderr"),
+        tail=tuple(out.tail),
+    )
+
+
+async def _beat(heartbeat: Callable[[], None], interval: float) -> None:
+    while True:
+        with contextlib.suppress(Exception):
+            heartbeat()
+        await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""Tests of the job activities: real git, real processes, stand-in agent and GitHub API."""

@@ -1,0 +1,157 @@
+"""Fixtures for the job activity tests: settings under tmp_path, real bare repositories made
+with the git CLI, the stand-in agent, and an ActivityEnvironment that records heartbeats."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.jobs import JobActivities
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
+STANDIN_COMMAND = [sys.executable, str(STANDIN), "exec", "--json", "--full-auto"]
+WORKFLOW_ID = "work-order-test"
+RUN_ID = "run-0001"
+
+# Commits made by the tests themselves (the seed of a remote), independent of ~/.gitconfig.
+_TEST_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Seed",
+    "GIT_AUTHOR_EMAIL": "seed@example.test",
+    "GIT_COMMITTER_NAME": "Test Seed",
+    "GIT_COMMITTER_EMAIL": "seed@example.test",
+}
+
+
+def read(path: str | Path) -> str:
+    """A file's text (a plain function: async tests may not call pathlib's blocking I/O)."""
+    return Path(path).read_text()
+
+
+def exists(path: str | Path) -> bool:
+    return Path(path).exists()
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git in a test, returning stdout; fails the test on a non-zero exit."""
+    done = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **_TEST_GIT_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
+def make_remote(base: Path, name: str = "origin", default_branch: str = "main") -> Path:
+    """A bare repository with one commit (README.md) on ``default_branch``."""
+    seed = base / f"{name}-seed"
+    seed.mkdir(parents=True)
+    (seed / "README.md").write_text("# Sample\n")
+    git("init", "-q", "-b", default_branch, cwd=seed)
+    git("add", "-A", cwd=seed)
+    git("commit", "-qm", "initial commit", cwd=seed)
+    bare = base / f"{name}.git"
+    git("clone", "-q", "--bare", str(seed), str(bare), cwd=base)
+    return bare
+
+
+def push_commit(remote: Path, branch: str, filename: str, content: str, base: Path) -> str:
+    """Commit ``filename`` on ``branch`` of ``remote`` from a scratch clone; its sha."""
+    scratch = base / f"scratch-{branch.replace('/', '-')}-{filename}"
+    git("clone", "-q", str(remote), str(scratch), cwd=base)
+    existing = git("ls-remote", "--heads", str(remote), branch, cwd=base)
+    if existing:
+        git("checkout", "-q", branch, cwd=scratch)
+    else:
+        git("checkout", "-q", "-b", branch, cwd=scratch)
+    (scratch / filename).write_text(content)
+    git("add", "-A", cwd=scratch)
+    git("commit", "-qm", f"add {filename}", cwd=scratch)
+    git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=scratch)
+    return git("rev-parse", "HEAD", cwd=scratch)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def gone_soon(pid: int, within: float = 2.0) -> bool:
+    """True once ``pid`` is gone; SIGKILL is delivered asynchronously, so allow a moment."""
+    deadline = time.monotonic() + within
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "codex_command": STANDIN_COMMAND,
+        "agent_env_allow": ["CODEX_STANDIN_*"],
+        "heartbeat_interval_seconds": 0.05,
+        "kill_grace_seconds": 0.5,
+        "git_timeout_seconds": 60.0,
+        "github_token": None,
+        "github_api_url": "https://api.github.com",
+        "artifact_base_url": None,
+        "git_author_name": "Jangar Test",
+        "git_author_email": "jangar-test@example.test",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    return make_remote(tmp_path)
+
+
+@pytest.fixture
+def jobs(settings: Settings) -> JobActivities:
+    return JobActivities(settings)
+
+
+class RecordingEnvironment(ActivityEnvironment):
+    """An ActivityEnvironment with a workflow id/run id and a list of heartbeats."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heartbeats: list[tuple[Any, ...]] = []
+        self.on_heartbeat = lambda *details: self.heartbeats.append(details)
+        self.info = dataclasses.replace(
+            ActivityEnvironment.default_info(),
+            workflow_id=WORKFLOW_ID,
+            workflow_run_id=RUN_ID,
+        )
+
+
+@pytest.fixture
+def activity_env() -> Iterator[RecordingEnvironment]:
+    yield RecordingEnvironment()

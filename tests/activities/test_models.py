@@ -1,0 +1,203 @@
+"""The job models: validation that matches git's own rules, clear messages, no leaked secrets,
+and a clean trip through Temporal's pydantic data converter."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from pydantic import ValidationError
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.models import (
+    AgentProgress,
+    AgentResult,
+    CommitAndPushInput,
+    OpenPullRequestInput,
+    PrepareWorkspaceInput,
+    RunAgentInput,
+    RunCheckInput,
+    check_branch_name,
+)
+from activities.repo_url import (
+    classify_repo,
+    github_web_host,
+    parse_github_repo,
+    redact_text,
+    redact_url,
+)
+
+BRANCH_NAMES = [
+    "main",
+    "codex/abc123",
+    "feature/x.y",
+    "a-b_c",
+    "v1.2",
+    "deep/nested/name",
+    "-leading-dash",
+    "has space",
+    "a..b",
+    "ends.",
+    "ends/",
+    "/starts",
+    "double//slash",
+    "x.lock",
+    "dir.lock/x",
+    ".hidden",
+    "dir/.hidden",
+    "tilde~1",
+    "caret^",
+    "colon:x",
+    "quest?",
+    "star*",
+    "bracket[",
+    "back\\slash",
+    "at@{brace",
+    "@",
+    "HEAD",
+    "tab\tname",
+    "ok@name",
+]
+
+
+@pytest.mark.parametrize("name", BRANCH_NAMES)
+def test_branch_rules_agree_with_git(name: str) -> None:
+    """Our check accepts exactly what `git check-ref-format --branch` accepts."""
+    git_says_ok = (
+        subprocess.run(
+            ["git", "check-ref-format", "--branch", name], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    try:
+        check_branch_name(name)
+        ours = True
+    except ValueError:
+        ours = False
+    # In a repository git resolves "@" (and may accept "HEAD"); we refuse both deliberately.
+    if name in ("@", "HEAD"):
+        assert not ours
+    else:
+        assert ours == git_says_ok, f"{name!r}: git={git_says_ok} ours={ours}"
+
+
+def test_branch_error_says_why() -> None:
+    with pytest.raises(ValidationError, match=r"contains '\.\.'.*check-ref-format"):
+        PrepareWorkspaceInput(work_order_id="w1", repo="/srv/repo.git", branch="a..b")
+
+
+@pytest.mark.parametrize(
+    ("repo", "kind"),
+    [
+        ("https://github.com/octo/widgets.git", "https"),
+        ("http://git.local:8080/team/repo", "https"),
+        ("ssh://git@github.com/octo/widgets.git", "ssh"),
+        ("git@github.com:octo/widgets.git", "ssh"),
+        ("file:///srv/git/repo.git", "file"),
+        ("/srv/git/repo.git", "local"),
+    ],
+)
+def test_repo_forms_accepted(repo: str, kind: str) -> None:
+    assert classify_repo(repo) == kind
+    PrepareWorkspaceInput(work_order_id="w1", repo=repo)
+
+
+@pytest.mark.parametrize(
+    "repo",
+    ["relative/path", "ftp://host/x", "https://", "--upload-pack=evil", "https://h/", " /x", ""],
+)
+def test_repo_forms_refused(repo: str) -> None:
+    with pytest.raises(ValidationError, match="repo"):
+        PrepareWorkspaceInput(work_order_id="w1", repo=repo)
+
+
+def test_validation_errors_never_echo_a_token() -> None:
+    with pytest.raises(ValidationError) as caught:
+        PrepareWorkspaceInput(
+            work_order_id="bad id!", repo="https://user:s3cr3t-token@github.com/o/r.git"
+        )
+    assert "s3cr3t-token" not in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        PrepareWorkspaceInput(work_order_id="w1", repo="ftp://user:s3cr3t-token@host/x")
+    assert "s3cr3t-token" not in str(caught.value)
+
+
+def test_work_branch_defaults_and_must_differ_from_base() -> None:
+    assert PrepareWorkspaceInput(work_order_id="w1", repo="/r").work_branch == "codex/w1"
+    assert PrepareWorkspaceInput(work_order_id="w1", repo="/r", branch="x").work_branch == "x"
+    with pytest.raises(ValidationError, match="also the base branch"):
+        PrepareWorkspaceInput(work_order_id="w1", repo="/r", base_branch="x", branch="x")
+
+
+def test_timeouts_must_be_positive_and_workspace_absolute() -> None:
+    with pytest.raises(ValidationError, match="greater than 0"):
+        RunAgentInput(workspace="/w", prompt="p", timeout_seconds=0)
+    with pytest.raises(ValidationError, match="greater than 0"):
+        RunCheckInput(workspace="/w", command="true", index=0, timeout_seconds=-1)
+    with pytest.raises(ValidationError, match="absolute path"):
+        RunCheckInput(workspace="relative", command="true", index=0)
+    with pytest.raises(ValidationError, match="blank"):
+        RunAgentInput(workspace="/w", prompt="   ")
+
+
+def test_commit_input_checks_sha_and_refuses_unknown_fields() -> None:
+    with pytest.raises(ValidationError, match="full lower-case commit sha"):
+        CommitAndPushInput(workspace="/w", repo="/r", branch="b", base_sha="abc", message="m")
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        OpenPullRequestInput.model_validate(
+            {"repo": "/r", "branch": "b", "base_branch": "main", "title": "t", "surprise": 1}
+        )
+
+
+def test_redaction() -> None:
+    assert redact_url("https://x-access-token:tok@github.com/o/r.git") == (
+        "https://github.com/o/r.git"
+    )
+    assert redact_url("https://tok@github.com/o/r.git") == "https://github.com/o/r.git"
+    assert redact_url("ssh://git:pw@host:2222/o/r.git") == "ssh://git@host:2222/o/r.git"
+    assert redact_url("git@github.com:o/r.git") == "git@github.com:o/r.git"
+    assert redact_url("https://h/o/r.git?access_token=abc") == "https://h/o/r.git"
+    text = "fatal: unable to access 'https://user:hunter22@h/o/r.git/': failed"
+    assert "hunter22" not in redact_text(text)
+    assert "hunter22" not in redact_text("token hunter22 echoed", "https://user:hunter22@h/o/r")
+
+
+def test_github_repository_parsing() -> None:
+    assert github_web_host("https://api.github.com") == "github.com"
+    assert github_web_host("https://ghe.example/api/v3") == "ghe.example"
+    for url in (
+        "https://github.com/octo/widgets.git",
+        "https://tok@github.com/octo/widgets",
+        "git@github.com:octo/widgets.git",
+        "ssh://git@github.com/octo/widgets.git",
+        "https://GitHub.com/octo/widgets/",
+    ):
+        assert parse_github_repo(url, "github.com") == ("octo", "widgets"), url
+    for url in (
+        "https://gitlab.com/octo/widgets.git",
+        "/srv/octo/widgets.git",
+        "file:///srv/octo/widgets.git",
+        "https://github.com/octo/widgets/extra",
+    ):
+        assert parse_github_repo(url, "github.com") is None, url
+
+
+def test_results_survive_the_pydantic_data_converter() -> None:
+    result = AgentResult(
+        outcome="failed",
+        succeeded=False,
+        exit_code=3,
+        timed_out=False,
+        failure_reason="the agent exited 3",
+        log_path="/d/agent.log",
+        log_url="file:///d/agent.log",
+        progress=(AgentProgress(seq=0, type="thread.started", summary="thread started t"),),
+        progress_dropped=0,
+        lines=4,
+        json_events=1,
+        duration_ms=12,
+    )
+    converter = pydantic_data_converter.payload_converter
+    payloads = converter.to_payloads([result])
+    (back,) = converter.from_payloads(payloads, [AgentResult])
+    assert back == result

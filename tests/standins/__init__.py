@@ -1,0 +1,1 @@
+"""Stand-ins the tests serve or run (named as such: they are not the real services)."""

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""STAND-IN for the Codex CLI (`codex exec --json --full-auto PROMPT`). It is not Codex.
+
+It exists so the worker can be exercised without the real agent: tests use it, and `make run`
+uses it when the Codex CLI is not installed. It accepts Codex-style arguments (``exec``, flags,
+the prompt last, optionally after ``--``), edits files in the current directory
+deterministically from the prompt, and prints the JSON lines ``codex exec --json`` prints
+(``thread.started``, ``turn.started``, ``item.started``/``item.completed`` with
+``command_execution``, ``file_change``, ``agent_message`` items, ``turn.completed``; on failure
+``turn.failed``). Without ``--json`` it prints plain text.
+
+The edit: append ``- <prompt>`` to ``NOTES.md`` (created if missing).
+
+Behaviour switches, from the environment (``CODEX_STANDIN_*``) or, for runs started through a
+work order, from directives in the prompt such as ``[standin:exit=3]``:
+
+=============================  ==========================  ==================================
+environment                    prompt directive            effect
+=============================  ==========================  ==================================
+CODEX_STANDIN_EXIT_CODE=N      [standin:exit=N]            print turn.failed, exit N (no edit)
+CODEX_STANDIN_SLEEP=S          [standin:sleep=S]           sleep S seconds after turn.started
+CODEX_STANDIN_NO_CHANGES=1     [standin:no-changes]        edit nothing
+CODEX_STANDIN_NOISE=1          [standin:noise]             non-JSON lines on stdout and stderr
+CODEX_STANDIN_EXTRA_EVENTS=N   [standin:events=N]          N extra reasoning items
+CODEX_STANDIN_IGNORE_SIGTERM=1                             ignore SIGTERM (only SIGKILL stops)
+CODEX_STANDIN_PID_FILE=path                                write own pid there
+CODEX_STANDIN_CHILD_PID_FILE=                              start a `sleep` child in the same
+path                                                       process group, write its pid there
+CODEX_STANDIN_ENV_DUMP=path                                write the environment as JSON
+=============================  ==========================  ==================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_DIRECTIVE = re.compile(r"\[standin:([a-z-]+)(?:=([^\]]*))?\]")
+
+
+def _parse_args(argv: list[str]) -> tuple[bool, str]:
+    """(json mode, prompt) from Codex-style arguments."""
+    args = list(argv)
+    if args and args[0] == "exec":
+        args = args[1:]
+    json_mode = "--json" in args or "--experimental-json" in args
+    if "--" in args:
+        rest = args[args.index("--") + 1 :]
+        prompt = " ".join(rest)
+    else:
+        positional = [a for a in args if not a.startswith("-")]
+        prompt = positional[-1] if positional else ""
+    if prompt == "-" or not prompt:
+        prompt = sys.stdin.read() if not sys.stdin.isatty() else prompt
+    return json_mode, prompt
+
+
+def _switches(prompt: str) -> dict[str, str]:
+    found = {name: value or "1" for name, value in _DIRECTIVE.findall(prompt)}
+    env_names = {
+        "exit": "CODEX_STANDIN_EXIT_CODE",
+        "sleep": "CODEX_STANDIN_SLEEP",
+        "no-changes": "CODEX_STANDIN_NO_CHANGES",
+        "noise": "CODEX_STANDIN_NOISE",
+        "events": "CODEX_STANDIN_EXTRA_EVENTS",
+    }
+    for name, env in env_names.items():
+        if os.environ.get(env):
+            found[name] = os.environ[env]
+    return found
+
+
+class _Out:
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+        self.counter = 0
+
+    def event(self, event: dict[str, object], text: str) -> None:
+        if self.json_mode:
+            print(json.dumps(event), flush=True)
+        else:
+            print(text, flush=True)
+
+    def item(self, phase: str, item: dict[str, object], text: str) -> None:
+        self.event({"type": f"item.{phase}", "item": item}, text)
+
+    def next_id(self) -> str:
+        self.counter += 1
+        return f"item_{self.counter}"
+
+
+def main(argv: list[str]) -> int:
+    json_mode, prompt = _parse_args(argv)
+    switches = _switches(prompt)
+    if os.environ.get("CODEX_STANDIN_IGNORE_SIGTERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("CODEX_STANDIN_PID_FILE"):
+        Path(os.environ["CODEX_STANDIN_PID_FILE"]).write_text(str(os.getpid()))
+    if os.environ.get("CODEX_STANDIN_ENV_DUMP"):
+        Path(os.environ["CODEX_STANDIN_ENV_DUMP"]).write_text(json.dumps(dict(os.environ)))
+    if os.environ.get("CODEX_STANDIN_CHILD_PID_FILE"):
+        child = subprocess.Popen(["sleep", "300"])
+        Path(os.environ["CODEX_STANDIN_CHILD_PID_FILE"]).write_text(str(child.pid))
+
+    out = _Out(json_mode)
+    thread_id = hashlib.sha256(prompt.encode()).hexdigest()[:32]
+    out.event({"type": "thread.started", "thread_id": thread_id}, f"[stand-in] thread {thread_id}")
+    out.event({"type": "turn.started"}, "[stand-in] turn started")
+    if "noise" in switches:
+        print("stand-in: plain text progress line, not JSON", flush=True)
+        print("stand-in: a warning on stderr", file=sys.stderr, flush=True)
+        print("{not json either", flush=True)
+    if "sleep" in switches:
+        time.sleep(float(switches["sleep"]))
+    for n in range(int(switches.get("events", "0") or 0)):
+        out.item(
+            "completed",
+            {"id": out.next_id(), "type": "reasoning", "text": f"thinking step {n + 1}"},
+            f"[stand-in] thinking step {n + 1}",
+        )
+
+    exit_code = int(switches.get("exit", "0") or 0)
+    if exit_code:
+        message = f"stand-in agent asked to fail with exit code {exit_code}"
+        out.event({"type": "turn.failed", "error": {"message": message}}, message)
+        print(message, file=sys.stderr, flush=True)
+        return exit_code
+
+    command_id = out.next_id()
+    command = {"id": command_id, "type": "command_execution", "command": "ls", "status": ""}
+    out.item(
+        "started",
+        {**command, "aggregated_output": "", "exit_code": None, "status": "in_progress"},
+        "[stand-in] running ls",
+    )
+    listing = "\n".join(sorted(p.name for p in Path.cwd().iterdir() if p.name != ".git"))
+    out.item(
+        "completed",
+        {**command, "aggregated_output": listing, "exit_code": 0, "status": "completed"},
+        "[stand-in] ran ls",
+    )
+
+    if "no-changes" not in switches:
+        notes = Path("NOTES.md")
+        kind = "update" if notes.exists() else "add"
+        with notes.open("a", encoding="utf-8") as handle:
+            handle.write(f"- {prompt}\n")
+        out.item(
+            "completed",
+            {
+                "id": out.next_id(),
+                "type": "file_change",
+                "changes": [{"path": "NOTES.md", "kind": kind}],
+                "status": "completed",
+            },
+            "[stand-in] updated NOTES.md",
+        )
+        message = f"Added the request to NOTES.md: {prompt[:80]}"
+    else:
+        message = "Nothing to change."
+    out.item("completed", {"id": out.next_id(), "type": "agent_message", "text": message}, message)
+    usage = {"input_tokens": 100 + len(prompt), "cached_input_tokens": 0, "output_tokens": 42}
+    out.event({"type": "turn.completed", "usage": usage}, "[stand-in] turn completed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
