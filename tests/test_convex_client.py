@@ -24,7 +24,7 @@ from activities.convex_client import (
     ConvexRequestError,
     ConvexUnavailableError,
 )
-from tests.convex_backend import RunningBackend
+from worker.local_convex import RunningBackend
 from worker.settings import load_settings
 
 T0 = 1_700_000_000_000  # ms timestamps, passed as Python ints on purpose

@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.convex_backend import RunningBackend, start_local_backend
-from worker.processes import DEV_ADMIN_KEY
+from worker.local_convex import DEV_ADMIN_KEY, RunningBackend, start_local_backend
 
 FIXTURE = Path(__file__).resolve().parent / "local_backend_fixture" / "convex"
 JSON = {"Content-Type": "application/json"}

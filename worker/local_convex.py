@@ -1,4 +1,6 @@
-"""Starts the local Convex backend (tools/local-backend) for tests, and stops it by PID.
+"""Starts the local Convex backend (tools/local-backend) and stops it by PID.
+
+Used by `jangar dev`, `make run` and the tests alike.
 
 The backend is the project's real convex/ functions run in memory by convex-test behind Convex's
 HTTP function API: a stand-in for Convex cloud or the self-hosted backend, good for the wire
@@ -18,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from worker.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
+DEV_ADMIN_KEY = "jangar-local-dev-admin-key"
+"""The server's key when CONVEX_ADMIN_KEY is unset (see tools/local-backend/README.md)."""
 TSX = ROOT / "node_modules" / ".bin" / "tsx"
 SERVER = ROOT / "tools" / "local-backend" / "server.ts"
 _LISTENING = re.compile(r"^convex local backend listening on (http://127\.0\.0\.1:(\d+))$")
@@ -47,24 +53,11 @@ class RunningBackend:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, wait ``timeout`` s, then SIGKILL its process group; returns the exit code.
-
-        tsx runs the server in a child process and relays SIGTERM to it; the group kill (the
-        group is the one ``start_new_session`` gave the process we started) only matters if
-        that relay fails.
-        """
+        """Stop it by PID (see ``stop_process``) and remove its log; returns the exit code."""
         if self._stopped:
             return self.process.returncode
         self._stopped = True
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        stop_process(self.process, timeout)
         self.log_path.unlink(missing_ok=True)
         return self.process.returncode
 

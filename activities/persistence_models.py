@@ -1,0 +1,108 @@
+"""Inputs and outputs of the persistence activities, one model per Convex writer.
+
+Fields are snake_case in Python and in Temporal payloads; ``convex_args()`` renames them to the
+seed's camelCase column names, so the activity sends exactly what the Convex validators expect.
+Idempotency keys and timestamps are chosen by the workflow (deterministically), never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+StepStatus = Literal["pending", "running", "succeeded", "failed", "canceled", "skipped"]
+StepKind = Literal["activity", "hook", "check"]
+ArtifactType = Literal["pr", "diff", "file", "log", "screenshot"]
+EventType = Literal["state_change", "comment", "system"]
+
+_ID = Field(min_length=1, max_length=256)
+
+
+class ConvexArgs(BaseModel):
+    """Base: frozen, unknown fields refused, camelCase on the way to Convex."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    def convex_args(self) -> dict[str, Any]:
+        """The Convex function's arguments: camelCase names, unset optionals left out."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class RunStart(ConvexArgs):
+    """Arguments of ``runs:start``; the worker id is filled in by the activity's worker."""
+
+    workflow_request_id: str = _ID
+    temporal_workflow_id: str = _ID
+    temporal_run_id: str = _ID
+    task_queue: str = _ID
+    worker_id: str | None = None
+    repo: str = Field(min_length=1, max_length=2048)
+    branch: str = Field(min_length=1, max_length=255)
+    started_at: float = Field(ge=0)
+
+
+class StepUpdate(ConvexArgs):
+    """Arguments of ``steps:appendOrUpdate``."""
+
+    run_id: str = _ID
+    name: str = Field(min_length=1, max_length=200)
+    kind: StepKind
+    status: StepStatus
+    started_at: float | None = Field(default=None, ge=0)
+    ended_at: float | None = Field(default=None, ge=0)
+    payload: dict[str, Any] | None = None
+    log_url: str | None = None
+
+
+class StepResult(BaseModel):
+    """What ``steps:appendOrUpdate`` answered: the status stored, and whether this call moved it."""
+
+    step_id: str
+    status: StepStatus
+    changed: bool
+
+
+class ArtifactAdd(ConvexArgs):
+    """Arguments of ``artifacts:add``."""
+
+    run_id: str = _ID
+    type: ArtifactType
+    url: str = Field(min_length=1, max_length=4096)
+    label: str = Field(min_length=1, max_length=500)
+    idempotency_key: str = Field(min_length=1, max_length=512)
+    created_at: float | None = Field(default=None, ge=0)
+
+
+class EventAppend(ConvexArgs):
+    """Arguments of ``events:append``."""
+
+    run_id: str = _ID
+    workflow_request_id: str = _ID
+    type: EventType
+    data: dict[str, Any] | None = None
+    idempotency_key: str = Field(min_length=1, max_length=512)
+    created_at: float | None = Field(default=None, ge=0)
+
+
+class RunStatusUpdate(ConvexArgs):
+    """Arguments of ``runs:updateStatus``."""
+
+    run_id: str = _ID
+    status: RunStatus
+    ended_at: float | None = Field(default=None, ge=0)
+    failure_reason: dict[str, Any] | None = None
+    pr_url: str | None = None
+    commit_sha: str | None = None
+
+
+class RunStatusResult(BaseModel):
+    """What ``runs:updateStatus`` answered."""
+
+    run_id: str
+    status: RunStatus
+    changed: bool

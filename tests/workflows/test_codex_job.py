@@ -1,0 +1,276 @@
+"""CodexJobWorkflow on the time-skipping server: job activities stood in for by name, records
+written by the REAL persistence activities into the local Convex backend and read back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.convex_client import ConvexClient
+from activities.persistence import PersistenceActivities
+from tests.workflows.conftest import MakeWorkOrder, running_worker
+from tests.workflows.fakes import HEAD_SHA, FakeJobActivities, FlakyPersistence, Scenario
+from workflows.codex_job import CodexJobWorkflow
+from workflows.models import CodexJobInput, CodexJobResult
+
+
+async def timeline(convex: ConvexClient, run_id: str) -> dict[str, Any]:
+    page = await convex.query("runs:getTimeline", {"runId": run_id, "limit": 500})
+    assert page["isDone"]
+    return dict(page)
+
+
+async def run_job(
+    env: WorkflowEnvironment,
+    convex: ConvexClient,
+    job: CodexJobInput,
+    scenario: Scenario,
+    persistence: Any = None,
+) -> tuple[CodexJobResult | BaseException, dict[str, Any]]:
+    records = persistence or PersistenceActivities(convex, "test-worker")
+    acts = [*FakeJobActivities(scenario).all(), *records.all()]
+    async with running_worker(env, acts) as queue:
+        try:
+            outcome: CodexJobResult | BaseException = await env.client.execute_workflow(
+                CodexJobWorkflow.run, job, id=f"work-order-{job.work_order_id}", task_queue=queue
+            )
+        except WorkflowFailureError as exc:
+            outcome = exc
+    run = await convex.query("runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id})
+    assert run is not None, "the run was never recorded"
+    return outcome, await timeline(convex, run["_id"])
+
+
+def step_states(tl: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(s["name"], s["status"]) for s in tl["steps"]]
+
+
+def event_keys(tl: dict[str, Any]) -> list[str]:
+    return [e["idempotencyKey"] for e in tl["events"]]
+
+
+async def test_success_records_every_step_artifact_and_the_pr(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order(checks=["make lint", "pytest -q"])
+    scenario = Scenario()
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, CodexJobResult)
+    assert result.status == "succeeded"
+    assert result.pr_url == "https://github.example/acme/app/pull/7"
+    assert scenario.calls == [
+        "prepare_workspace", "run_agent", "run_check 1", "run_check 2",
+        "commit_and_push", "open_pull_request",
+    ]  # fmt: skip
+    assert step_states(tl) == [
+        ("prepare_workspace", "succeeded"),
+        ("run_agent", "succeeded"),
+        ("check 1: make lint", "succeeded"),
+        ("check 2: pytest -q", "succeeded"),
+        ("commit_and_push", "succeeded"),
+        ("open_pull_request", "succeeded"),
+    ]
+    assert [s["kind"] for s in tl["steps"]][2:4] == ["check", "check"]
+    assert tl["steps"][2]["logUrl"] == "file:///tmp/check-1.log"
+    assert sorted(a["type"] for a in tl["artifacts"]) == ["diff", "log", "pr"]
+    run = tl["run"]
+    assert run["status"] == "succeeded"
+    assert run["prUrl"] == result.pr_url
+    assert run["commitSha"] == HEAD_SHA
+    assert run["endedAt"] >= run["startedAt"]
+    assert tl["workOrder"]["status"] == "succeeded"
+    keys = event_keys(tl)
+    assert len(keys) == len(set(keys))
+    agent_events = [e for e in tl["events"] if "agent" in (e.get("data") or {})]
+    assert [e["data"]["agent"]["type"] for e in agent_events] == [
+        "thread.started",
+        "turn.completed",
+    ]
+    assert tl["events"][-1]["data"] == {"status": "succeeded"}
+
+
+async def test_agent_failure_fails_the_run_and_still_records_log_and_diff(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order(checks=["make lint"])
+    scenario = Scenario(agent_exit=3)
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, WorkflowFailureError)
+    assert isinstance(result.cause, ApplicationError) and result.cause.type == "JobFailed"
+    assert scenario.calls == ["prepare_workspace", "run_agent", "capture_diff"]
+    assert step_states(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "failed")]
+    reason = tl["run"]["failureReason"]
+    assert reason["step"] == "run_agent"
+    assert "code 3" in reason["message"]
+    assert tl["run"]["status"] == "failed"
+    assert tl["workOrder"]["status"] == "failed"
+    urls = {a["type"]: a["url"] for a in tl["artifacts"]}
+    assert urls == {"log": "file:///tmp/agent.log", "diff": "file:///tmp/failed-diff.patch"}
+
+
+async def test_failing_check_fails_the_run_at_that_check(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order(checks=["make lint", "pytest -q", "never run"])
+    scenario = Scenario(failing_check=2)
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, WorkflowFailureError)
+    assert "commit_and_push" not in scenario.calls
+    assert step_states(tl)[-2:] == [
+        ("check 1: make lint", "succeeded"),
+        ("check 2: pytest -q", "failed"),
+    ]
+    failed = tl["steps"][-1]
+    assert failed["logUrl"] == "file:///tmp/check-2.log"
+    assert failed["payload"]["exitCode"] == 1
+    assert tl["run"]["failureReason"]["step"] == "check 2: pytest -q"
+    assert {a["type"] for a in tl["artifacts"]} == {"log", "diff"}
+
+
+async def test_nothing_to_commit_succeeds_without_a_pull_request(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order()
+    scenario = Scenario(changed=False)
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, CodexJobResult) and result.status == "succeeded"
+    assert result.pr_url is None and result.commit_sha is None
+    assert "open_pull_request" not in scenario.calls
+    assert step_states(tl)[-2:] == [
+        ("commit_and_push", "succeeded"),
+        ("open_pull_request", "skipped"),
+    ]
+    assert tl["steps"][-2]["payload"]["changed"] is False
+    comments = [e["data"]["message"] for e in tl["events"] if e["type"] == "comment"]
+    assert comments == ["nothing to commit: the agent made no changes"]
+    assert [a["type"] for a in tl["artifacts"]] == ["log"]
+
+
+async def test_pull_request_skipped_is_recorded_with_its_reason(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order()
+    result, tl = await run_job(time_skipping_env, convex_client, job, Scenario(pr_skipped=True))
+
+    assert isinstance(result, CodexJobResult) and result.status == "succeeded"
+    assert step_states(tl)[-1] == ("open_pull_request", "skipped")
+    assert tl["steps"][-1]["payload"] == {"reason": "no GITHUB_TOKEN is set"}
+    messages = [e["data"].get("message") for e in tl["events"] if e["type"] == "system"]
+    assert "pull request skipped: no GITHUB_TOKEN is set" in messages
+
+
+async def test_bad_repository_fails_at_prepare_without_retrying(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order()
+    scenario = Scenario(prepare_error="repository not found")
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, WorkflowFailureError)
+    assert scenario.calls == ["prepare_workspace"]
+    assert tl["run"]["failureReason"]["type"] == "RepositoryNotFound"
+    assert step_states(tl) == [("prepare_workspace", "failed")]
+
+
+async def test_cancellation_during_the_agent_cancels_the_run(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order()
+    scenario = Scenario(agent_hangs=True)
+    acts = [
+        *FakeJobActivities(scenario).all(),
+        *PersistenceActivities(convex_client, "test-worker").all(),
+    ]
+    async with running_worker(time_skipping_env, acts) as queue:
+        handle = await time_skipping_env.client.start_workflow(
+            CodexJobWorkflow.run, job, id=f"work-order-{job.work_order_id}", task_queue=queue
+        )
+        await asyncio.wait_for(scenario.agent_started.wait(), 10)
+        progress = await handle.query(CodexJobWorkflow.progress)
+        assert progress.current_step == "run_agent"
+        assert progress.status == "running"
+        assert progress.steps_done == ["prepare_workspace"]
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert scenario.agent_cancelled.is_set(), "the agent activity was not cancelled"
+    assert "commit_and_push" not in scenario.calls
+    run = await convex_client.query(
+        "runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id}
+    )
+    tl = await timeline(convex_client, run["_id"])
+    assert tl["run"]["status"] == "canceled"
+    assert tl["workOrder"]["status"] == "canceled"
+    assert step_states(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "canceled")]
+    assert tl["events"][-1]["data"] == {"status": "canceled"}
+
+
+async def test_convex_failing_then_recovering_still_records_everything_once(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    steady_job = await make_work_order(checks=["make lint"])
+    _, steady = await run_job(time_skipping_env, convex_client, steady_job, Scenario())
+
+    job = await make_work_order(checks=["make lint"])
+    flaky = FlakyPersistence(PersistenceActivities(convex_client, "test-worker"), failures=2)
+    result, tl = await run_job(time_skipping_env, convex_client, job, Scenario(), flaky)
+
+    assert isinstance(result, CodexJobResult) and result.status == "succeeded"
+    assert flaky.calls > 10, "the injected failures did not happen"
+    assert all(n >= 3 for n in flaky.attempts.values())
+    # The same records as an undisturbed run: each step, artifact and event exactly once.
+    assert step_states(tl) == step_states(steady)
+    assert len(tl["artifacts"]) == len(steady["artifacts"]) == 3
+    assert len(tl["events"]) == len(steady["events"])
+    keys = event_keys(tl)
+    assert len(keys) == len(set(keys))
+    runs = await convex_client.query("runs:list", {"limit": 100})
+    assert sum(1 for r in runs if r["workflowRequestId"] == job.work_order_id) == 1
+
+
+async def test_a_second_workflow_for_the_same_order_is_refused(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    """A finished order cannot be run again: runs:start refuses, nothing new is recorded."""
+    job = await make_work_order()
+    await run_job(time_skipping_env, convex_client, job, Scenario())
+    again = Scenario()
+    acts = [*FakeJobActivities(again).all(), *PersistenceActivities(convex_client, "w").all()]
+    async with running_worker(time_skipping_env, acts) as queue:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await time_skipping_env.client.execute_workflow(
+                CodexJobWorkflow.run, job, id=f"again-{uuid.uuid4().hex}", task_queue=queue
+            )
+    cause = failure.value.cause
+    assert cause is not None and cause.cause is not None
+    assert isinstance(cause.cause, ApplicationError) and cause.cause.type == "INVALID_TRANSITION"
+    assert again.calls == []

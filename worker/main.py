@@ -1,0 +1,112 @@
+"""The worker process: Temporal worker, health endpoints, metrics and graceful shutdown.
+
+Any number of these run as pods on the task queue; each runs workflows and activities. On
+SIGTERM the pod turns unready, stops polling, gives running activities the grace period to
+finish (the agent is cancelled, which kills its process group) and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.convex_client import ConvexClient
+from activities.jobs import JobActivities
+from activities.persistence import PersistenceActivities
+from worker.health import HealthServer
+from worker.log_context import LogContextInterceptor
+from worker.logging import configure_logging, get_logger
+from worker.registry import workflows
+from worker.settings import Settings
+from worker.temporal_client import connect_temporal, metrics_runtime
+from workflows.policies import HEARTBEAT_THROTTLE
+
+log = get_logger(__name__)
+
+
+def build_workers(client: Client, convex: ConvexClient, settings: Settings) -> list[Worker]:
+    """Two pollers sharing one activity set.
+
+    The first serves the shared task queue: workflows and every activity. The second serves
+    this worker's own queue (``Settings.worker_task_queue``), where a job sends the steps that
+    need the workspace this worker prepared.
+    """
+    jobs = JobActivities(settings)
+    persistence = PersistenceActivities(convex, settings.worker_id)
+    common: dict[str, Any] = {
+        "interceptors": [LogContextInterceptor()],
+        "max_concurrent_activities": settings.max_concurrent_activities,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.shutdown_grace_seconds),
+        "identity": settings.worker_id,
+        "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
+    }
+    shared = Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=workflows(),
+        activities=[*jobs.all(), *persistence.all()],
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        **common,
+    )
+    own = Worker(client, task_queue=settings.worker_task_queue, activities=jobs.all(), **common)
+    return [shared, own]
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM (Kubernetes) and SIGINT (Ctrl-C) ask for a graceful stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or a signal arrives), then shut down gracefully."""
+    configure_logging(settings.log_level, settings.log_format)
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    client = await connect_temporal(settings, runtime=metrics_runtime(settings))
+    async with ConvexClient.from_settings(settings) as convex:
+        workers = build_workers(client, convex, settings)
+        health = HealthServer(
+            {
+                "temporal": lambda: client.service_client.check_health(),
+                "convex": convex.version,
+            },
+            host=settings.health_host,
+            port=settings.health_port,
+        )
+        await health.start()
+        background: list[asyncio.Task[None]] = [asyncio.create_task(w.run()) for w in workers]
+        if settings.dispatcher_enabled:
+            from worker.dispatcher import Dispatcher
+
+            dispatcher = Dispatcher(client, convex, settings)
+            background.append(asyncio.create_task(dispatcher.run(stop)))
+        log.info(
+            "worker started",
+            task_queue=settings.temporal_task_queue,
+            own_task_queue=settings.worker_task_queue,
+            namespace=settings.temporal_namespace,
+            temporal_address=settings.temporal_address,
+            convex_url=settings.resolved_convex_url,
+            health_port=health.port,
+            metrics_port=settings.metrics_port,
+            dispatcher=settings.dispatcher_enabled,
+        )
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stop_task, *background], return_when=asyncio.FIRST_COMPLETED)
+        health.shutting_down = True
+        log.info("worker stopping", grace_seconds=settings.shutdown_grace_seconds)
+        stop.set()
+        await asyncio.gather(*(w.shutdown() for w in workers))
+        await asyncio.gather(*background, return_exceptions=True)
+        await health.stop()
+        for task in done:
+            if task is not stop_task and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        log.info("worker stopped")

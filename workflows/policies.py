@@ -1,0 +1,56 @@
+"""Timeouts and retry policies for every activity the job calls, written out in one place.
+
+Persistence writes are retried for as long as a job may reasonably wait for Convex: backoff
+capped at 30 s, for up to ``CONVEX_PATIENCE`` (6 hours) in total; an outage shorter than that
+delays the record, it never loses it. Errors no retry can fix (validation, unknown ids, refused
+transitions, oversize payloads, malformed requests) are non-retryable and surface at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Kept here as literals (not imported from activities/) so workflow code stays import-light.
+NON_RETRYABLE_PERSISTENCE_ERRORS = [
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "INVALID_TRANSITION",
+    "TOO_LARGE",
+    "CONFLICT",
+    "ConvexRequestError",
+]
+
+CONVEX_PATIENCE = timedelta(hours=6)
+PERSISTENCE_START_TO_CLOSE = timedelta(seconds=30)
+PERSISTENCE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,  # unlimited within CONVEX_PATIENCE
+    non_retryable_error_types=NON_RETRYABLE_PERSISTENCE_ERRORS,
+)
+
+# Job steps: a few attempts for transient trouble (network, git remote hiccups); the activities
+# raise non-retryable errors for what a retry cannot fix (bad repo, bad branch, auth).
+JOB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+)
+# The agent is expensive: one retry, for a worker that crashed mid-run. Its non-zero exit and
+# its time limit are results, not errors, so they are never retried.
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=2,
+)
+HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+# Cancellation reaches an activity with a heartbeat's answer; the SDK sends heartbeats at most
+# this often, so it bounds how long a cancelled agent keeps running (the SDK default is 48 s).
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
+# A workspace activity waits this long for the worker that holds the workspace; after that the
+# worker is taken as lost and the step fails with type "WorkerLost".
+WORKSPACE_SCHEDULE_TO_START = timedelta(minutes=10)
