@@ -66,6 +66,11 @@ async def full_timeline(stack: Stack, work_order_id: str) -> dict[str, Any]:
     return dict(page)
 
 
+def read_file_url(url: str) -> str:
+    """The text behind a file:// artifact URL (sync: async tests may not block on pathlib)."""
+    return Path(url.removeprefix("file://")).read_text()
+
+
 def steps(tl: dict[str, Any]) -> list[tuple[str, str]]:
     return [(s["name"], s["status"]) for s in tl["steps"]]
 
@@ -129,9 +134,9 @@ async def test_a_job_on_this_projects_repository_survives_a_flaky_convex(
     )
     by_type = {a["type"]: a for a in tl["artifacts"]}
     assert set(by_type) == {"log", "diff"}
-    diff = Path(by_type["diff"]["url"].removeprefix("file://")).read_text()
+    diff = read_file_url(by_type["diff"]["url"])
     assert "+++ b/NOTES.md" in diff
-    log = Path(by_type["log"]["url"].removeprefix("file://")).read_text()
+    log = read_file_url(by_type["log"]["url"])
     assert "turn.completed" in log
     agent_events = [e for e in tl["events"] if "agent" in (e.get("data") or {})]
     assert len(agent_events) >= 5
@@ -185,7 +190,7 @@ async def test_failing_check_records_its_log_and_the_diff(
     tl = await full_timeline(stack, job.work_order_id)
     assert steps(tl)[-1] == ("check 1: echo checking; exit 3", "failed")
     check = tl["steps"][-1]
-    assert Path(check["logUrl"].removeprefix("file://")).read_text().startswith("checking")
+    assert read_file_url(check["logUrl"]).startswith("checking")
     assert {a["type"] for a in tl["artifacts"]} == {"log", "diff"}
     assert tl["run"]["failureReason"]["step"] == "check 1: echo checking; exit 3"
     assert_no_duplicates(tl)
