@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 
-.PHONY: test lint typecheck setup run bench codegen histories clean
+.PHONY: test lint setup run bench codegen histories clean
 
 $(STAMPS)/py: pyproject.toml
 	@mkdir -p $(STAMPS)
@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	npx tsc --noEmit -p convex
+	npx tsc --noEmit -p tools/local-backend
 
 codegen: $(STAMPS)/npm
 	npx convex codegen --system-udfs --typecheck disable

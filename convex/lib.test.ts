@@ -7,6 +7,7 @@ import {
   assertSizeWithin,
   requireCommitSha,
   requireIdempotencyKey,
+  requireRepo,
   requireText,
   resolveLimit,
   serializedSize,
@@ -136,5 +137,25 @@ describe("guards", () => {
         String(bad),
       ).toBe("INVALID_ARGUMENT");
     }
+  });
+});
+
+describe("credentials never reach Convex", () => {
+  test.each([
+    "https://x-access-token:ghp_secret@github.com/acme/app.git",
+    "https://ghp_secret@github.com/acme/app.git",
+    "ssh://git:hunter2@github.com/acme/app.git",
+  ])("%s is refused", (url) => {
+    expect(codeOf(() => requireRepo(url))).toBe("INVALID_ARGUMENT");
+  });
+
+  test.each([
+    "https://github.com/acme/app.git",
+    "git@github.com:acme/app.git",
+    "ssh://git@github.com/acme/app.git",
+    "/srv/repos/app.git",
+    "file:///srv/repos/app.git",
+  ])("%s is accepted", (url) => {
+    expect(requireRepo(url)).toBe(url);
   });
 });

@@ -13,6 +13,7 @@ import {
   assertSizeWithin,
   optionalTimestamp,
   requireCommitSha,
+  requireRepo,
   requireText,
   requireTimestamp,
   requireUrl,
@@ -63,7 +64,7 @@ export const start = internalMutation({
     const temporalRunId = token("temporalRunId", args.temporalRunId);
     const taskQueue = token("taskQueue", args.taskQueue);
     const workerId = requireText("workerId", args.workerId, MAX_NAME_LENGTH);
-    const repo = requireText("repo", args.repo, MAX_URL_LENGTH, { singleToken: true });
+    const repo = requireRepo(args.repo);
     const branch = token("branch", args.branch);
     const startedAt = requireTimestamp("startedAt", args.startedAt);
 

@@ -1,5 +1,5 @@
 /**
- * Names and visibility exactly as CONTRACT.md: the worker's writers and the dispatcher's
+ * Names and visibility exactly as README.md lists them: the worker's writers and the dispatcher's
  * helpers are internal (only callable with the admin key), chat-side functions and UI reads
  * are public, and every function declares `args` and `returns` validators.
  */
@@ -25,7 +25,7 @@ const CONTRACT: Record<string, [Kind, Visibility]> = {
   "workOrders:get": ["query", "public"],
   "workOrders:listQueued": ["query", "internal"],
   "workOrders:markDispatched": ["mutation", "internal"],
-  // Not in CONTRACT.md: the dispatcher (worker/dispatcher.py) calls it for an order it cannot run.
+  // Added beyond the seed: the dispatcher (worker/dispatcher.py) calls it for an order it cannot run.
   "workOrders:reject": ["mutation", "internal"],
   "runs:start": ["mutation", "internal"],
   "runs:updateStatus": ["mutation", "internal"],

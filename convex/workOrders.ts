@@ -12,6 +12,7 @@ import {
   MAX_TEXT_LENGTH,
   MAX_URL_LENGTH,
   optionalText,
+  requireRepo,
   requireText,
   resolveLimit,
 } from "./lib/guards";
@@ -41,7 +42,7 @@ export const createFromMessage = mutation({
   returns: v.id("workflow_requests"),
   handler: async (ctx, args) => {
     const summary = requireText("summary", args.summary, MAX_TEXT_LENGTH);
-    const repo = requireText("repo", args.repo, MAX_URL_LENGTH, { singleToken: true });
+    const repo = requireRepo(args.repo);
     const branchHint = optionalText("branchHint", args.branchHint, MAX_NAME_LENGTH, {
       singleToken: true,
     });

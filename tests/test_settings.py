@@ -16,6 +16,12 @@ _VARS = (
     "MAX_CONCURRENT_ACTIVITIES",
     "JANGAR_CODEX_COMMAND",
     "JANGAR_CHECK_COMMANDS",
+    "JANGAR_DATA_DIR",
+    "JANGAR_GIT_AUTHOR_NAME",
+    "JANGAR_ARTIFACT_BASE_URL",
+    "TEMPORAL_API_KEY",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
 )
 
 
@@ -74,3 +80,36 @@ def test_command_and_checks_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.codex_command == ["python3", "tests/my agent.py", "--json"]
     assert settings.check_commands == ["make lint", "pytest -q"]
+
+
+def test_only_documented_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's own GIT_AUTHOR_NAME must not become the job's commit author."""
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Someone Else")
+    monkeypatch.setenv("DATA_DIR", "/somewhere/else")
+    settings = load_settings()
+    assert settings.git_author_name == "Jangar"
+    assert str(settings.data_dir) == ".jangar"
+    monkeypatch.setenv("JANGAR_GIT_AUTHOR_NAME", "Bot")
+    assert load_settings().git_author_name == "Bot"
+
+
+def test_overrides_by_field_name_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JANGAR_DATA_DIR", "/from/env")
+    assert str(load_settings(data_dir="/from/code").data_dir) == "/from/code"
+    with pytest.raises(SettingsError, match="unknown setting"):
+        load_settings(no_such_setting=1)
+
+
+def test_an_empty_secret_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Secret key left blank must not turn on TLS with an empty Temporal API key."""
+    monkeypatch.setenv("TEMPORAL_API_KEY", "")
+    monkeypatch.setenv("GITHUB_TOKEN", "  ")
+    settings = load_settings()
+    assert settings.temporal_api_key is None and settings.github_token is None
+
+
+def test_a_rejected_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JANGAR_ARTIFACT_BASE_URL", "ftp://user:hunter2@host/x")
+    with pytest.raises(SettingsError) as bad:
+        load_settings()
+    assert "JANGAR_ARTIFACT_BASE_URL" in str(bad.value) and "hunter2" not in str(bad.value)

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
         env_prefix="",
         case_sensitive=False,
         extra="ignore",
-        populate_by_name=True,
+        # Only the documented names are read from the environment: with populate_by_name a
+        # field would also answer to its bare name (GIT_AUTHOR_NAME, DATA_DIR...), which other
+        # tools set for their own purposes. Code passes field names through load_settings().
+        populate_by_name=False,
     )
 
     # --- Convex (names from the seed) -------------------------------------------------------
@@ -215,6 +218,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator(
+        "convex_deploy_key", "convex_admin_key", "temporal_api_key", "github_token", mode="before"
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        """An empty secret (a Secret key left blank) means "not set", not an empty key."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -243,36 +256,33 @@ class Settings(BaseSettings):
         return self.convex_deploy_key or self.convex_admin_key
 
 
-_ENV_NAMES = {
-    "convex_url": "CONVEX_URL",
-    "convex_self_hosted_url": "CONVEX_SELF_HOSTED_URL",
-    "data_dir": "JANGAR_DATA_DIR",
-    "artifact_base_url": "JANGAR_ARTIFACT_BASE_URL",
-    "codex_command": "JANGAR_CODEX_COMMAND",
-    "agent_timeout_seconds": "JANGAR_AGENT_TIMEOUT_SECONDS",
-    "check_commands": "JANGAR_CHECK_COMMANDS",
-    "check_timeout_seconds": "JANGAR_CHECK_TIMEOUT_SECONDS",
-    "git_timeout_seconds": "JANGAR_GIT_TIMEOUT_SECONDS",
-    "agent_env_allow": "JANGAR_AGENT_ENV_ALLOW",
-    "heartbeat_interval_seconds": "JANGAR_HEARTBEAT_SECONDS",
-    "kill_grace_seconds": "JANGAR_KILL_GRACE_SECONDS",
-    "github_api_url": "GITHUB_API_URL",
-}
-
-
 def env_name(field: str) -> str:
-    """The environment variable that sets ``field``."""
-    return _ENV_NAMES.get(field, field.upper())
+    """The environment variable that sets ``field`` (its first alias, else its upper-case name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()
+
+
+def _by_env_name(overrides: dict[str, object]) -> dict[str, object]:
+    """Field-name overrides keyed by each field's environment name, as Settings expects."""
+    unknown = [name for name in overrides if name not in Settings.model_fields]
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return {env_name(name): value for name, value in overrides.items()}
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, turning pydantic's errors into one clear message."""
+    """Build settings from the environment (overrides by field name win), with errors turned
+    into one clear message that names each variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**_by_env_name(overrides))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            shown = "<hidden>" if field.endswith(("_key", "_token")) else repr(err.get("input"))
+            secret = any(w in field.lower() for w in ("key", "token", "secret", "password", "url"))
+            shown = "<hidden>" if secret else repr(err.get("input"))
             problems.append(f"{env_name(field)}: {err['msg']} (got {shown})")
         raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None

@@ -7,7 +7,7 @@
  */
 import { ConvexError } from "convex/values";
 
-/** The only codes a function here throws. Kept in step with CONTRACT.md. */
+/** The only codes a function here throws. Listed in README.md (data model). */
 export const ERROR_CODES = [
   "NOT_FOUND",
   "INVALID_TRANSITION",

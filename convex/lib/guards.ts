@@ -128,9 +128,32 @@ export function requireCommitSha(value: string | undefined): string | undefined 
   return value;
 }
 
-/** A URL: non-blank, no whitespace, at most MAX_URL_LENGTH characters. */
+/**
+ * Refuse credentials inside a URL: secrets never reach Convex. A password (`user:pass@`) is
+ * refused in any URL; for http(s) any user part is, since tokens travel there (`TOKEN@host`).
+ * An ssh user without a password (`ssh://git@host/...`, `git@host:...`) is fine.
+ */
+export function refuseCredentials(field: string, value: string): string {
+  const withPassword = /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(value);
+  const httpUser = /^https?:\/\/[^/@]+@/i.test(value);
+  if (withPassword || httpUser) {
+    fail(
+      "INVALID_ARGUMENT",
+      `${field} must not carry credentials (a user, token or password before "@"). ` +
+        "Pass the plain URL and give the worker its token through GITHUB_TOKEN.",
+    );
+  }
+  return value;
+}
+
+/** A URL: non-blank, no whitespace, no credentials, at most MAX_URL_LENGTH characters. */
 export function requireUrl(field: string, value: string): string {
-  return requireText(field, value, MAX_URL_LENGTH, { singleToken: true });
+  return refuseCredentials(field, requireText(field, value, MAX_URL_LENGTH, { singleToken: true }));
+}
+
+/** A repository: a clone URL, an ssh address or a local path; no credentials. */
+export function requireRepo(value: string): string {
+  return requireUrl("repo", value);
 }
 
 /** A millisecond timestamp: a finite, non-negative number. `undefined` passes. */

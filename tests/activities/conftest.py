@@ -16,11 +16,11 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.jobs import JobActivities
-from worker.settings import Settings
+from worker.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
-STANDIN_COMMAND = [sys.executable, str(STANDIN), "exec", "--json", "--full-auto"]
+STANDIN_COMMAND = [sys.executable, str(STANDIN), "exec", "--json", "--sandbox", "workspace-write"]
 WORKFLOW_ID = "work-order-test"
 RUN_ID = "run-0001"
 
@@ -120,7 +120,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "git_author_email": "jangar-test@example.test",
     }
     values.update(overrides)
-    return Settings(**values)
+    return load_settings(**values)
 
 
 @pytest.fixture
