@@ -1,8 +1,8 @@
 """``run_agent``: the Codex CLI (or any agent command) working in the job's workspace.
 
 The command line is ``Settings.codex_command`` (``JANGAR_CODEX_COMMAND``, default the real
-Codex CLI, ``codex exec --json --sandbox workspace-write``) followed by the prompt as its last argument (after
-``--`` when the prompt starts with ``-``, so it is never read as an option).
+Codex CLI, ``codex exec --json --sandbox workspace-write``) followed by the prompt as its last
+argument (after ``--`` when the prompt starts with ``-``, so it is never read as an option).
 
 How it ends, and what the workflow gets:
 

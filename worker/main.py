@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from worker.health import HealthServer
 from worker.log_context import LogContextInterceptor
 from worker.logging import configure_logging, get_logger
 from worker.registry import workflows
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 from worker.temporal_client import connect_temporal, metrics_runtime
 from workflows.policies import HEARTBEAT_THROTTLE
 
@@ -64,8 +65,17 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or a signal arrives), then shut down gracefully."""
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[int], None] | None = None,
+) -> None:
+    """Run until ``stop`` is set (or a signal arrives), then shut down gracefully.
+
+    ``on_started`` is called with the bound health port once the worker polls (``jangar dev``
+    prints it; with HEALTH_PORT=0 only then is it known).
+    """
     configure_logging(settings.log_level, settings.log_format)
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
@@ -80,7 +90,13 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             host=settings.health_host,
             port=settings.health_port,
         )
-        await health.start()
+        try:
+            await health.start()
+        except OSError as exc:
+            raise SettingsError(
+                f"HEALTH_PORT: cannot listen on {settings.health_host}:{settings.health_port} "
+                f"(HEALTH_HOST:HEALTH_PORT): {exc.strerror or exc}"
+            ) from None
         background: list[asyncio.Task[None]] = [asyncio.create_task(w.run()) for w in workers]
         if settings.dispatcher_enabled:
             from worker.dispatcher import Dispatcher
@@ -98,6 +114,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             metrics_port=settings.metrics_port,
             dispatcher=settings.dispatcher_enabled,
         )
+        if on_started is not None:
+            on_started(health.port)
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stop_task, *background], return_when=asyncio.FIRST_COMPLETED)
         health.shutting_down = True
@@ -107,6 +125,28 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         await asyncio.gather(*background, return_exceptions=True)
         await health.stop()
         for task in done:
-            if task is not stop_task and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = None if task is stop_task else task.exception()
+            if error is not None:
+                raise _failure(settings, error)
         log.info("worker stopped")
+
+
+class WorkerFailed(RuntimeError):
+    """The worker (or its dispatcher) stopped on an error; logged in full, summed up here."""
+
+
+def _failure(settings: Settings, error: BaseException) -> Exception:
+    """What a failed poller or dispatcher task means to the operator, as one exception.
+
+    A namespace Temporal does not know is a bad setting (exit 2, naming TEMPORAL_NAMESPACE);
+    anything else is logged with its traceback (a JSON line) and summed up as WorkerFailed.
+    """
+    text = str(error)
+    if "Namespace" in text and "not found" in text:
+        return SettingsError(
+            f"TEMPORAL_NAMESPACE: namespace {settings.temporal_namespace!r} was not found on "
+            f"Temporal at {settings.temporal_address}"
+        )
+    log.error("worker failed", error=f"{type(error).__name__}: {text}", exc_info=error)
+    first = (text.strip().splitlines() or [type(error).__name__])[0][:300]
+    return WorkerFailed(f"the worker stopped on an error: {first}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -265,7 +265,7 @@ def env_name(field: str) -> str:
     return field.upper()
 
 
-def _by_env_name(overrides: dict[str, object]) -> dict[str, object]:
+def _by_env_name(overrides: dict[str, Any]) -> dict[str, Any]:
     """Field-name overrides keyed by each field's environment name, as Settings expects."""
     unknown = [name for name in overrides if name not in Settings.model_fields]
     if unknown:
@@ -273,7 +273,7 @@ def _by_env_name(overrides: dict[str, object]) -> dict[str, object]:
     return {env_name(name): value for name, value in overrides.items()}
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment (overrides by field name win), with errors turned
     into one clear message that names each variable."""
     try:

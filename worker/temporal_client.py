@@ -14,6 +14,10 @@ from temporalio.service import TLSConfig
 from worker.settings import Settings, SettingsError
 
 
+class TemporalConnectError(RuntimeError):
+    """Temporal could not be reached; the message names the address and its setting."""
+
+
 def tls_config(settings: Settings) -> TLSConfig | bool:
     """TLS for Temporal Cloud or a secured cluster: mTLS files when given, else plain TLS."""
     cert, key = settings.temporal_tls_cert_path, settings.temporal_tls_key_path
@@ -34,24 +38,38 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     """A Temporal runtime exporting Prometheus metrics on METRICS_PORT (0 turns them off)."""
     if settings.metrics_port == 0:
         return None
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=f"{settings.health_host}:{settings.metrics_port}")
-        )
-    )
+    address = f"{settings.health_host}:{settings.metrics_port}"
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    except ValueError as exc:  # the port is taken, or HEALTH_HOST is not an address
+        raise SettingsError(
+            f"METRICS_PORT: cannot serve metrics on {address} (HEALTH_HOST:METRICS_PORT): {exc}"
+        ) from None
 
 
 async def connect_temporal(
     settings: Settings, *, runtime: Runtime | None = None, identity: str | None = None
 ) -> Client:
-    """Connect with the pydantic data converter, TLS and API key from settings."""
+    """Connect with the pydantic data converter, TLS and API key from settings.
+
+    Raises ``SettingsError`` for inconsistent TLS settings and ``TemporalConnectError`` (naming
+    TEMPORAL_ADDRESS) when the server cannot be reached.
+    """
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=api_key,
-        tls=tls_config(settings),
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-        identity=identity or settings.worker_id,
-    )
+    tls = tls_config(settings)
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            api_key=api_key,
+            tls=tls,
+            data_converter=pydantic_data_converter,
+            runtime=runtime,
+            identity=identity or settings.worker_id,
+        )
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+        raise TemporalConnectError(
+            f"cannot connect to Temporal at {settings.temporal_address} (TEMPORAL_ADDRESS, "
+            f"namespace {settings.temporal_namespace}): {first}"
+        ) from exc

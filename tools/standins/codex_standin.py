@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""STAND-IN for the Codex CLI (`codex exec --json --sandbox workspace-write PROMPT`). It is not Codex.
+"""STAND-IN for the Codex CLI (`codex exec --json --sandbox workspace-write PROMPT`).
+
+It is not Codex.
 
 It exists so the worker can be exercised without the real agent: tests use it, and `make run`
 uses it when the Codex CLI is not installed. It accepts Codex-style arguments (``exec``, flags,

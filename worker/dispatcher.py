@@ -1,0 +1,248 @@
+"""The dispatcher: queued work orders in Convex become CodexJobWorkflow executions.
+
+It polls ``workOrders:listQueued`` (with backoff when idle or failing), starts one workflow per
+order with the id ``work-order-<id>`` and links the order to it. Temporal's workflow-id
+uniqueness is the lock: when several dispatchers (or a crash between start and link) race,
+"already started" counts as success, so each order gets exactly one workflow and none is lost.
+
+An order the workflow cannot accept (its input fails validation, or Temporal refuses it as an
+invalid argument, e.g. too large) is rejected (``workOrders:reject``: the order fails with the
+reason) so it leaves the queue. Any other failure of one order is logged and retried on a later
+poll without holding up the rest of the batch; Temporal or Convex being down never ends the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.convex_client import ConvexClient, ConvexClientError
+from worker.logging import get_logger
+from worker.settings import Settings
+from workflows.codex_job import CodexJobWorkflow
+from workflows.models import CodexJobInput, JobLimits
+
+log = get_logger(__name__)
+
+BATCH = 20
+MAX_IDLE_SECONDS = 10.0
+TITLE_LIMIT = 300
+"""CodexJobInput.title's limit: a longer summary (Convex allows 4096) is cut, not rejected."""
+
+
+MEMO_ORDER = "workOrderId"
+MEMO_CREATED = "workOrderCreatedAt"
+"""Memo keys on each job workflow: which order (by id and creation time) it was started for."""
+
+
+class InvalidWorkOrder(ValueError):
+    """The order can never start: ``workOrders:reject`` takes it off the queue with the reason."""
+
+
+def workflow_id_for(work_order_id: str) -> str:
+    """The one workflow id of a work order: Temporal refuses a second start with it."""
+    return f"work-order-{work_order_id}"
+
+
+def job_input(order: dict[str, Any], settings: Settings) -> CodexJobInput:
+    """Resolve a queued work order into the workflow's input (checks default to the worker's)."""
+    return CodexJobInput(
+        work_order_id=order["_id"],
+        session_id=order.get("sessionId"),
+        repo=order["repo"],
+        base_branch=order.get("baseBranch"),
+        branch_hint=order.get("branchHint") or None,
+        prompt=order["prompt"],
+        title=_title(order.get("summary")),
+        checks=list(order.get("checks") or settings.check_commands),
+        limits=JobLimits(agent_timeout_seconds=settings.agent_timeout_seconds),
+    )
+
+
+def _title(summary: str | None) -> str:
+    """The job's title (the PR title): the summary's first line, cut to TITLE_LIMIT."""
+    first = (summary or "").strip().splitlines()[0] if (summary or "").strip() else ""
+    if len(first) > TITLE_LIMIT:
+        first = first[: TITLE_LIMIT - 3].rstrip() + "..."
+    return first or "Codex job"
+
+
+async def start_job(
+    client: Client, convex: ConvexClient, settings: Settings, order: dict[str, Any]
+) -> tuple[str, bool]:
+    """Start (or find) the order's workflow and link the order to it; True when newly started.
+
+    Raises ``InvalidWorkOrder`` when the order can never start (nothing was started or linked).
+    """
+    workflow_id = workflow_id_for(order["_id"])
+    try:
+        job = job_input(order, settings)
+    except ValidationError as exc:
+        raise InvalidWorkOrder(_validation_text(exc)) from exc
+    memo = {MEMO_ORDER: order["_id"], MEMO_CREATED: order.get("createdAt")}
+
+    async def start(reuse: WorkflowIDReusePolicy) -> bool:
+        try:
+            await client.start_workflow(
+                CodexJobWorkflow.run,
+                job,
+                id=workflow_id,
+                task_queue=settings.temporal_task_queue,
+                id_reuse_policy=reuse,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo=memo,
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise InvalidWorkOrder(f"Temporal refused the job: {exc.message}") from exc
+            raise
+        return True
+
+    started = await start(WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    if not started and await _left_by_another_order(client, workflow_id, order):
+        # The id's closed workflow belongs to an earlier order with the same id: a local
+        # Convex backend that restarted empty (`jangar dev`) hands out ids again while the
+        # Temporal dev server kept its workflows. This order still needs its own run.
+        log.warning(
+            "workflow id was used by an earlier work order; starting a new run",
+            work_order_id=order["_id"],
+            workflow_id=workflow_id,
+        )
+        started = await start(WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    await convex.mutation(
+        "workOrders:markDispatched",
+        {"workflowRequestId": order["_id"], "temporalWorkflowId": workflow_id},
+    )
+    return workflow_id, started
+
+
+async def _left_by_another_order(client: Client, workflow_id: str, order: dict[str, Any]) -> bool:
+    """True when the existing, closed workflow ``workflow_id`` was started for another order.
+
+    The memo records the order's creation time; a workflow without it (or for this very order)
+    is this order's. A running workflow of another order is an error to retry later: its id
+    cannot be taken while it runs.
+    """
+    description = await client.get_workflow_handle(workflow_id).describe()
+    memo = await description.memo()
+    if MEMO_CREATED not in memo or memo[MEMO_CREATED] == order.get("createdAt"):
+        return False
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        raise RuntimeError(
+            f"workflow {workflow_id} still runs for an earlier work order with the same id; "
+            "this order starts once it ends"
+        )
+    return True
+
+
+def _validation_text(exc: ValidationError) -> str:
+    """Pydantic's errors in one line, without echoing the (possibly huge) input values."""
+    return "invalid work order: " + "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+async def reject(convex: ConvexClient, work_order_id: str, reason: str) -> None:
+    """Fail the order with ``reason`` so it leaves the queue (idempotent)."""
+    await convex.mutation(
+        "workOrders:reject", {"workflowRequestId": work_order_id, "reason": reason[:2000]}
+    )
+
+
+class DispatchStalled(RuntimeError):
+    """A poll found queued orders but could start none of them: back off before the next."""
+
+
+class Dispatcher:
+    """Polls for queued work orders and starts their jobs."""
+
+    def __init__(self, client: Client, convex: ConvexClient, settings: Settings) -> None:
+        self._client = client
+        self._convex = convex
+        self._settings = settings
+        self.started = 0  # workflows this dispatcher started ("already started" not counted)
+        self.rejected = 0  # orders it took off the queue as invalid
+
+    async def dispatch_once(self) -> int:
+        """One poll: start every queued order in the batch; returns how many left the queue.
+
+        A failure of one order (Temporal unavailable, a Convex write failing) is logged and
+        left for the next poll; the rest of the batch still goes. Listing failures propagate.
+        """
+        orders: list[dict[str, Any]] = await self._convex.query(
+            "workOrders:listQueued", {"limit": BATCH}
+        )
+        handled = 0
+        for order in orders:
+            work_order_id = order.get("_id")
+            try:
+                workflow_id, started = await start_job(
+                    self._client, self._convex, self._settings, order
+                )
+            except InvalidWorkOrder as exc:
+                log.error("work order rejected", work_order_id=work_order_id, reason=str(exc))
+                try:
+                    await reject(self._convex, order["_id"], str(exc))
+                except ConvexClientError as rejection:
+                    log.warning(
+                        "could not reject work order",
+                        work_order_id=work_order_id,
+                        error=str(rejection),
+                    )
+                    continue
+                self.rejected += 1
+                handled += 1
+                continue
+            except (ConvexClientError, RPCError, OSError, RuntimeError) as exc:
+                log.warning(
+                    "work order not dispatched; will retry",
+                    work_order_id=work_order_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                continue
+            self.started += int(started)
+            handled += 1
+            log.info(
+                "work order dispatched",
+                work_order_id=work_order_id,
+                workflow_id=workflow_id,
+                newly_started=started,
+            )
+        if orders and not handled:
+            raise DispatchStalled(f"none of {len(orders)} queued work orders could be started")
+        return handled
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set: again at once after a full batch, at the poll interval
+        after some work, and backing off (up to MAX_IDLE_SECONDS) while idle or failing."""
+        interval = self._settings.dispatcher_poll_seconds
+        delay = interval
+        while not stop.is_set():
+            try:
+                handled = await self.dispatch_once()
+            except Exception as exc:  # a poll never ends the loop: Convex or Temporal may be down
+                delay = min(max(delay, interval) * 2, MAX_IDLE_SECONDS)
+                log.warning(
+                    "dispatcher poll failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in=delay,
+                    exc_info=not isinstance(exc, ConvexClientError | RPCError | DispatchStalled),
+                )
+            else:
+                if handled >= BATCH:
+                    delay = 0.0
+                elif handled:
+                    delay = interval
+                else:
+                    delay = min(max(delay, interval) * 1.5, MAX_IDLE_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -1,0 +1,167 @@
+"""Human output for the CLI: plain tables and a run's timeline, no colours, no extra packages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+
+def fmt_time(ms: float | None) -> str:
+    """A Convex millisecond timestamp as UTC wall time."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(start: float | None, end: float | None) -> str:
+    if start is None or end is None:
+        return "-"
+    seconds = max(0.0, (end - start) / 1000)
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    cells = [
+        [str(h) for h in headers],
+        *[[("-" if c is None else str(c)) for c in r] for r in rows],
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def runs_table(runs: Sequence[dict[str, Any]]) -> str:
+    return table(
+        ["RUN", "STATUS", "REPO", "BRANCH", "STARTED", "TOOK", "PR"],
+        [
+            [
+                r["_id"],
+                r["status"],
+                r.get("repo"),
+                r.get("branch"),
+                fmt_time(r.get("startedAt")),
+                fmt_duration(r.get("startedAt"), r.get("endedAt")),
+                r.get("prUrl"),
+            ]
+            for r in runs
+        ],
+    )
+
+
+def live_step_line(step: dict[str, Any]) -> str:
+    """One line of the live view: a step's status, and its duration once it has ended."""
+    took = fmt_duration(step.get("startedAt"), step.get("endedAt"))
+    return f"  [{step['status']:>9}] {step['name']}" + ("" if took == "-" else f"  ({took})")
+
+
+def common_dir(urls: Iterable[str]) -> str | None:
+    """The longest directory URL every one of ``urls`` lives under (None when there is none).
+
+    Logs and diffs of one run share a directory whose URL is long (data dir, work order, run
+    id); the timeline prints it once and each file relative to it. A bare scheme or host
+    (``file://``, ``https://host``) is no directory worth printing: then None.
+    """
+    dirs = [u.rsplit("/", 1)[0].split("/") for u in urls if "://" in u]
+    if not dirs:
+        return None
+    shared: list[str] = []
+    for column in zip(*dirs, strict=False):
+        if len(set(column)) != 1:
+            break
+        shared.append(column[0])
+    prefix = "/".join(shared)
+    if "://" not in prefix or not urlsplit(prefix).path.strip("/"):
+        return None
+    return prefix
+
+
+def relative_to(url: str | None, base: str | None) -> str | None:
+    """``url`` relative to the directory ``base`` when it lives there, else unchanged."""
+    if url is None or base is None or not url.startswith(base + "/"):
+        return url
+    return url[len(base) + 1 :]
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    data = event.get("data") or {}
+    if "step" in data:
+        return f"{data['step']} -> {data.get('status')}"
+    if "status" in data:
+        return f"run -> {data['status']}"
+    if "agent" in data:
+        agent = data["agent"]
+        return f"agent: {agent.get('summary') or agent.get('type') or agent}"
+    return str(data.get("message") or data)
+
+
+def timeline_text(timeline: dict[str, Any]) -> str:
+    """The run, its steps, artifacts and events, in the order they happened.
+
+    Log and diff URLs are printed relative to the run's file directory, shown once as
+    ``files:``; pull request URLs are printed whole.
+    """
+    run = timeline["run"]
+    steps = timeline.get("steps", [])
+    artifacts = timeline.get("artifacts", [])
+    files = [s["logUrl"] for s in steps if s.get("logUrl")] + [
+        a["url"] for a in artifacts if a.get("type") != "pr"
+    ]
+    base = common_dir(files)
+    lines = [
+        f"run {run['_id']}  status={run['status']}  repo={run.get('repo')}  "
+        f"branch={run.get('branch')}",
+        f"  started {fmt_time(run.get('startedAt'))}  took "
+        f"{fmt_duration(run.get('startedAt'), run.get('endedAt'))}"
+        + (f"  commit {run['commitSha'][:12]}" if run.get("commitSha") else "")
+        + (f"  pr {run['prUrl']}" if run.get("prUrl") else ""),
+    ]
+    if run.get("failureReason"):
+        lines.append(f"  failure: {_failure_text(run['failureReason'])}")
+    if base is not None:
+        lines.append(f"  files: {base}/")
+    lines += ["", "steps:"]
+    lines.append(
+        table(
+            ["#", "STEP", "KIND", "STATUS", "TOOK", "LOG"],
+            [
+                [
+                    i,
+                    s["name"],
+                    s["kind"],
+                    s["status"],
+                    fmt_duration(s.get("startedAt"), s.get("endedAt")),
+                    relative_to(s.get("logUrl"), base),
+                ]
+                for i, s in enumerate(steps, start=1)
+            ],
+        )
+    )
+    if artifacts:
+        lines += ["", "artifacts:"]
+        lines += [
+            f"  {a['type']:<10} {a['label']}: "
+            + (a["url"] if a.get("type") == "pr" else str(relative_to(a["url"], base)))
+            for a in artifacts
+        ]
+    if timeline.get("events"):
+        lines += ["", "events:"]
+        lines += [
+            f"  {fmt_time(e.get('createdAt'))}  {e['type']:<12} {_event_text(e)}"
+            for e in timeline["events"]
+        ]
+    return "\n".join(lines)
+
+
+def _failure_text(reason: Any) -> str:
+    """A structured failureReason as one line: its step and message when it has them."""
+    if isinstance(reason, dict):
+        step = reason.get("step")
+        message = reason.get("message") or reason.get("error") or reason
+        return f"{step}: {message}" if step else str(message)
+    return str(reason)
