@@ -62,7 +62,11 @@ def job_input(order: dict[str, Any], settings: Settings) -> CodexJobInput:
         prompt=order["prompt"],
         title=_title(order.get("summary")),
         checks=list(order.get("checks") or settings.check_commands),
-        limits=JobLimits(agent_timeout_seconds=settings.agent_timeout_seconds),
+        limits=JobLimits(
+            agent_timeout_seconds=settings.agent_timeout_seconds,
+            check_timeout_seconds=settings.check_timeout_seconds,
+            git_timeout_seconds=settings.git_timeout_seconds,
+        ),
     )
 
 

@@ -107,7 +107,10 @@ class Settings(BaseSettings):
         description="Agent command line; the prompt is appended as the last argument.",
     )
     agent_timeout_seconds: float = Field(
-        default=3600.0, gt=0, validation_alias=AliasChoices("JANGAR_AGENT_TIMEOUT_SECONDS")
+        default=3600.0,
+        gt=0,
+        le=24 * 3600,
+        validation_alias=AliasChoices("JANGAR_AGENT_TIMEOUT_SECONDS"),
     )
     check_commands: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -129,12 +132,14 @@ class Settings(BaseSettings):
     check_timeout_seconds: float = Field(
         default=1800.0,
         gt=0,
+        le=24 * 3600,
         validation_alias=AliasChoices("JANGAR_CHECK_TIMEOUT_SECONDS"),
         description="Time limit of one check command when the work order gives none.",
     )
     git_timeout_seconds: float = Field(
         default=600.0,
         gt=0,
+        le=6 * 3600,
         validation_alias=AliasChoices("JANGAR_GIT_TIMEOUT_SECONDS"),
         description="Time limit of one git command (clone, fetch, push).",
     )

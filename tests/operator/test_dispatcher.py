@@ -487,3 +487,23 @@ async def test_jangar_dispatcher_process_dispatches_and_stops_on_sigterm(
         assert op_convex.admin_key not in process.stderr()
     finally:
         process.stop()
+
+
+def test_job_input_carries_the_worker_limits_and_default_checks() -> None:
+    """What the worker is configured with reaches the job: every limit, and the default checks
+    when the order names none (the order's own checks win)."""
+    settings = load_settings(
+        agent_timeout_seconds=120,
+        check_timeout_seconds=30,
+        git_timeout_seconds=45,
+        check_commands=["make lint"],
+    )
+    order = {"_id": "o1", "repo": "/r", "prompt": "p", "summary": "s"}
+    job = job_input(order, settings)
+    assert job.limits.model_dump() == {
+        "agent_timeout_seconds": 120,
+        "check_timeout_seconds": 30,
+        "git_timeout_seconds": 45,
+    }
+    assert job.checks == ["make lint"]
+    assert job_input({**order, "checks": ["pytest"]}, settings).checks == ["pytest"]
