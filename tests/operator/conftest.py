@@ -52,7 +52,7 @@ _OWN_PREFIXES = (
 _GIT_ID = ["-c", "user.name=Operator Test", "-c", "user.email=operator@example.test"]
 
 
-def clean_env(**settings: str | int | Path) -> dict[str, str]:
+def clean_env(**settings: str | float | Path) -> dict[str, str]:
     """This process's environment without any Jangar setting, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
     env.update({k: str(v) for k, v in settings.items()})

@@ -177,7 +177,9 @@ def failed(stack: Stack) -> Submission:
     return _submit_json(stack, "--check", "false", prompt="Add a NOTES.md, then fail a check")
 
 
-def test_submit_wait_json_succeeds_with_documented_shape(stack: Stack, succeeded: Submission):
+def test_submit_wait_json_succeeds_with_documented_shape(
+    stack: Stack, succeeded: Submission
+) -> None:
     assert succeeded.done.returncode == 0, succeeded.done.stderr
     result = succeeded.result
     assert set(result) == SUBMIT_KEYS
@@ -256,7 +258,9 @@ def test_submit_with_unknown_session_names_it_and_exits_2(stack: Stack) -> None:
     assert "--session" in done.stderr
 
 
-def test_runs_list_json_and_status_filter(stack: Stack, succeeded: Submission, failed: Submission):
+def test_runs_list_json_and_status_filter(
+    stack: Stack, succeeded: Submission, failed: Submission
+) -> None:
     ok_run, bad_run = succeeded.result["runId"], failed.result["runId"]
     done = jangar("runs", "list", "--json", env=stack.env)
     assert done.returncode == 0, done.stderr

@@ -350,7 +350,7 @@ async def _queued_order(convex: ConvexClient, order_id: str) -> dict[str, Any]:
         for o in await convex.query("workOrders:listQueued", {"limit": 100})
         if o["_id"] == order_id
     ]
-    return order
+    return dict(order)
 
 
 async def test_closed_workflow_of_an_earlier_order_with_the_same_id_gets_a_new_run(

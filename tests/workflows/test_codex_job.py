@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
@@ -271,6 +271,6 @@ async def test_a_second_workflow_for_the_same_order_is_refused(
                 CodexJobWorkflow.run, job, id=f"again-{uuid.uuid4().hex}", task_queue=queue
             )
     cause = failure.value.cause
-    assert cause is not None and cause.cause is not None
+    assert isinstance(cause, ActivityError) and cause.cause is not None
     assert isinstance(cause.cause, ApplicationError) and cause.cause.type == "INVALID_TRANSITION"
     assert again.calls == []
