@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,7 +21,7 @@ from tests.integration.conftest import Stack, git, running_stack
 from tests.integration.flaky_proxy import FlakyProxy
 from worker.local_convex import RunningBackend
 from workflows.codex_job import CodexJobWorkflow
-from workflows.models import CodexJobInput
+from workflows.models import CodexJobInput, CodexJobResult
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,16 @@ async def new_work_order(stack: Stack, repo: Path, prompt: str, **job: Any) -> C
         {"sessionId": session, "triggerMessageId": message, "summary": "it", "repo": str(repo)},
     )
     return CodexJobInput(work_order_id=order, repo=str(repo), prompt=prompt, **job)
+
+
+async def start(stack: Stack, job: CodexJobInput) -> WorkflowHandle[Any, CodexJobResult]:
+    """Start the job as the dispatcher would: workflow id ``work-order-<id>``, shared queue."""
+    return await stack.env.client.start_workflow(
+        CodexJobWorkflow.run,
+        job,
+        id=f"work-order-{job.work_order_id}",
+        task_queue=stack.settings.temporal_task_queue,
+    )
 
 
 async def full_timeline(stack: Stack, work_order_id: str) -> dict[str, Any]:
@@ -98,12 +108,7 @@ async def test_a_job_on_this_projects_repository_survives_a_flaky_convex(
         base_branch=base,
         checks=["test -f NOTES.md", "git diff --quiet HEAD -- pyproject.toml"],
     )
-    handle = await stack.env.client.start_workflow(
-        CodexJobWorkflow.run,
-        job,
-        id=f"work-order-{job.work_order_id}",
-        task_queue=stack.settings.temporal_task_queue,
-    )
+    handle = await start(stack, job)
     # Convex goes away for a while, then answers but loses responses, then recovers.
     stack.proxy.down = True
     await asyncio.sleep(1.5)
@@ -150,12 +155,7 @@ async def test_agent_failure_records_log_and_diff(
 ) -> None:
     remote, base = project_remote
     job = await new_work_order(stack, remote, "Break things [standin:exit=4]", base_branch=base)
-    handle = await stack.env.client.start_workflow(
-        CodexJobWorkflow.run,
-        job,
-        id=f"work-order-{job.work_order_id}",
-        task_queue=stack.settings.temporal_task_queue,
-    )
+    handle = await start(stack, job)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     await stack.save_history(handle, "agent_failure")
@@ -177,12 +177,7 @@ async def test_failing_check_records_its_log_and_the_diff(
     job = await new_work_order(
         stack, remote, "Add notes", base_branch=base, checks=["echo checking; exit 3"]
     )
-    handle = await stack.env.client.start_workflow(
-        CodexJobWorkflow.run,
-        job,
-        id=f"work-order-{job.work_order_id}",
-        task_queue=stack.settings.temporal_task_queue,
-    )
+    handle = await start(stack, job)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     await stack.save_history(handle, "failing_check")
@@ -201,12 +196,7 @@ async def test_nothing_to_commit_is_a_success_without_a_branch(
 ) -> None:
     remote, base = project_remote
     job = await new_work_order(stack, remote, "Look only [standin:no-changes]", base_branch=base)
-    handle = await stack.env.client.start_workflow(
-        CodexJobWorkflow.run,
-        job,
-        id=f"work-order-{job.work_order_id}",
-        task_queue=stack.settings.temporal_task_queue,
-    )
+    handle = await start(stack, job)
     result = await handle.result()
     await stack.save_history(handle, "nothing_to_commit")
 
@@ -222,12 +212,7 @@ async def test_cancel_kills_the_agent_and_records_the_cancellation(
 ) -> None:
     remote, base = project_remote
     job = await new_work_order(stack, remote, "Think hard [standin:sleep=120]", base_branch=base)
-    handle = await stack.env.client.start_workflow(
-        CodexJobWorkflow.run,
-        job,
-        id=f"work-order-{job.work_order_id}",
-        task_queue=stack.settings.temporal_task_queue,
-    )
+    handle = await start(stack, job)
     for _ in range(200):
         progress = await handle.query(CodexJobWorkflow.progress)
         if progress.current_step == "run_agent":
