@@ -4,8 +4,6 @@ with the git CLI, the stand-in agent, and an ActivityEnvironment that records he
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.jobs import JobActivities
+from tests.git_repos import git, make_bare_repo
 from worker.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,14 +22,6 @@ STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
 STANDIN_COMMAND = [sys.executable, str(STANDIN), "exec", "--json", "--sandbox", "workspace-write"]
 WORKFLOW_ID = "work-order-test"
 RUN_ID = "run-0001"
-
-# Commits made by the tests themselves (the seed of a remote), independent of ~/.gitconfig.
-_TEST_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test Seed",
-    "GIT_AUTHOR_EMAIL": "seed@example.test",
-    "GIT_COMMITTER_NAME": "Test Seed",
-    "GIT_COMMITTER_EMAIL": "seed@example.test",
-}
 
 
 def read(path: str | Path) -> str:
@@ -40,33 +31,6 @@ def read(path: str | Path) -> str:
 
 def exists(path: str | Path) -> bool:
     return Path(path).exists()
-
-
-def git(*args: str, cwd: Path) -> str:
-    """Run git in a test, returning stdout; fails the test on a non-zero exit."""
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **_TEST_GIT_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
-    return done.stdout.strip()
-
-
-def make_remote(base: Path, name: str = "origin", default_branch: str = "main") -> Path:
-    """A bare repository with one commit (README.md) on ``default_branch``."""
-    seed = base / f"{name}-seed"
-    seed.mkdir(parents=True)
-    (seed / "README.md").write_text("# Sample\n")
-    git("init", "-q", "-b", default_branch, cwd=seed)
-    git("add", "-A", cwd=seed)
-    git("commit", "-qm", "initial commit", cwd=seed)
-    bare = base / f"{name}.git"
-    git("clone", "-q", "--bare", str(seed), str(bare), cwd=base)
-    return bare
 
 
 def push_commit(remote: Path, branch: str, filename: str, content: str, base: Path) -> str:
@@ -130,7 +94,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Path:
-    return make_remote(tmp_path)
+    return make_bare_repo(tmp_path)
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from tests.activities.conftest import (
     WORKFLOW_ID,
     RecordingEnvironment,
     exists,
-    git,
     push_commit,
     read,
 )
+from tests.git_repos import git
 
 
 @pytest.fixture

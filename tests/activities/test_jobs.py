@@ -21,7 +21,8 @@ from activities.models import (
     RunAgentInput,
     RunCheckInput,
 )
-from tests.activities.conftest import RUN_ID, WORKFLOW_ID, RecordingEnvironment, git, make_settings
+from tests.activities.conftest import RUN_ID, WORKFLOW_ID, RecordingEnvironment, make_settings
+from tests.git_repos import git
 
 
 def test_activity_names_are_the_documented_ones(jobs: JobActivities) -> None:

@@ -10,7 +10,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.jobs import JobActivities
 from activities.models import PrepareWorkspaceInput
-from tests.activities.conftest import RecordingEnvironment, git, make_remote, push_commit
+from tests.activities.conftest import RecordingEnvironment, push_commit
+from tests.git_repos import git, make_bare_repo
 
 
 async def test_fresh_clone_makes_the_default_work_branch(
@@ -47,7 +48,7 @@ async def test_branch_hint_and_explicit_base_branch(
 async def test_default_branch_follows_the_remote_head(
     activity_env: RecordingEnvironment, jobs: JobActivities, tmp_path: Path
 ) -> None:
-    trunk = make_remote(tmp_path, name="trunky", default_branch="trunk")
+    trunk = make_bare_repo(tmp_path, name="trunky", default_branch="trunk")
     ws = await activity_env.run(
         jobs.prepare_workspace,
         PrepareWorkspaceInput(work_order_id="wo3", repo=f"file://{trunk}"),
@@ -84,7 +85,7 @@ async def test_retry_reuses_and_cleans_the_workspace(
 async def test_a_directory_of_another_repo_is_replaced(
     activity_env: RecordingEnvironment, jobs: JobActivities, remote: Path, tmp_path: Path
 ) -> None:
-    other = make_remote(tmp_path, name="other")
+    other = make_bare_repo(tmp_path, name="other")
     await activity_env.run(
         jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo5", repo=str(other))
     )

@@ -8,7 +8,6 @@ workflow's history to tests/histories/, the corpus the replay test checks on eve
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
+from tests.git_repos import git
 from tests.integration.flaky_proxy import FlakyProxy
 from worker.local_convex import RunningBackend
 from worker.main import build_workers
@@ -31,11 +31,6 @@ from worker.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
 HISTORIES = ROOT / "tests" / "histories"
-
-
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
 
 
 @pytest.fixture(scope="session")

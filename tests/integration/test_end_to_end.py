@@ -17,7 +17,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.integration.conftest import Stack, git, running_stack
+from tests.git_repos import git
+from tests.integration.conftest import Stack, running_stack
 from tests.integration.flaky_proxy import FlakyProxy
 from worker.local_convex import RunningBackend
 from workflows.codex_job import CodexJobWorkflow

@@ -49,7 +49,6 @@ _OWN_PREFIXES = (
     "GH_TOKEN",
     "CODEX_STANDIN_",
 )
-_GIT_ID = ["-c", "user.name=Operator Test", "-c", "user.email=operator@example.test"]
 
 
 def clean_env(**settings: str | float | Path) -> dict[str, str]:
@@ -72,27 +71,6 @@ def jangar(
         timeout=timeout,
         check=False,
     )
-
-
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(
-        ["git", *_GIT_ID, *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout.strip()
-
-
-def make_bare_repo(base: Path, name: str = "sample") -> Path:
-    """A bare repository with one commit on main, the job's "remote"."""
-    seed = base / f"{name}-seed"
-    seed.mkdir(parents=True)
-    (seed / "README.md").write_text("# sample\n")
-    git("init", "-q", "-b", "main", cwd=seed)
-    git("add", "-A", cwd=seed)
-    git("commit", "-qm", "init", cwd=seed)
-    bare = base / f"{name}.git"
-    git("clone", "-q", "--bare", str(seed), str(bare), cwd=base)
-    return bare
 
 
 @dataclass

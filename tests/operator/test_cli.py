@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 
 from activities.convex_client import ConvexClient
+from tests.git_repos import git, make_bare_repo
 from tests.operator.conftest import (
     STANDIN_COMMAND,
     Background,
     clean_env,
-    git,
     jangar,
-    make_bare_repo,
     start_jangar,
     unique_queue,
 )

@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.git_repos import git
 from tests.operator.conftest import (
     ROOT,
     STANDIN_COMMAND,
     Background,
     clean_env,
-    git,
     jangar,
     pid_alive,
     start_jangar,

@@ -22,11 +22,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.convex_client import ConvexClient
+from tests.git_repos import make_bare_repo
 from tests.operator.conftest import (
     clean_env,
     create_order,
     jangar,
-    make_bare_repo,
     start_jangar,
     unique_queue,
     wait_until,

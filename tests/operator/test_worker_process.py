@@ -22,13 +22,13 @@ import httpx
 import pytest
 
 from activities.convex_client import ConvexClient
+from tests.git_repos import make_bare_repo
 from tests.operator.conftest import (
     STANDIN_COMMAND,
     Background,
     clean_env,
     create_order,
     jangar,
-    make_bare_repo,
     pid_alive,
     start_jangar,
     unique_queue,
