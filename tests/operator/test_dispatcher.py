@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -344,6 +344,28 @@ async def test_submit_with_temporal_unreachable_leaves_the_order_to_the_dispatch
     assert described.task_queue == queue
 
 
+async def start_for(
+    client: Client,
+    order: dict[str, Any],
+    settings: Settings,
+    queue: str,
+    *,
+    created_earlier_by: float = 0,
+) -> WorkflowHandle[Any, Any]:
+    """Start the order's workflow as the dispatcher would, its memo naming an order created
+    ``created_earlier_by`` ms before this one (0: this very order)."""
+    return await client.start_workflow(
+        CodexJobWorkflow.run,
+        job_input(order, settings),
+        id=workflow_id_for(order["_id"]),
+        task_queue=queue,
+        memo={
+            "workOrderId": order["_id"],
+            "workOrderCreatedAt": order["createdAt"] - created_earlier_by,
+        },
+    )
+
+
 async def _queued_order(convex: ConvexClient, order_id: str) -> dict[str, Any]:
     [order] = [
         o
@@ -366,12 +388,12 @@ async def test_closed_workflow_of_an_earlier_order_with_the_same_id_gets_a_new_r
     workflow_id = f"work-order-{order_id}"
     settings = settings_for(op_temporal.address, op_convex, queue)
     order = await _queued_order(op_convex_client, order_id)
-    old = await temporal_client.start_workflow(
-        CodexJobWorkflow.run,
-        job_input({**order, "prompt": "the earlier order"}, settings),
-        id=workflow_id,
-        task_queue=queue,
-        memo={"workOrderId": order_id, "workOrderCreatedAt": order["createdAt"] - 60_000},
+    old = await start_for(
+        temporal_client,
+        {**order, "prompt": "the earlier order"},
+        settings,
+        queue,
+        created_earlier_by=60_000,
     )
     await old.terminate("the earlier order's run ended")
 
@@ -399,13 +421,7 @@ async def test_closed_workflow_of_the_same_order_is_not_started_again(
     workflow_id = f"work-order-{order_id}"
     settings = settings_for(op_temporal.address, op_convex, queue)
     order = await _queued_order(op_convex_client, order_id)
-    first = await temporal_client.start_workflow(
-        CodexJobWorkflow.run,
-        job_input(order, settings),
-        id=workflow_id,
-        task_queue=queue,
-        memo={"workOrderId": order_id, "workOrderCreatedAt": order["createdAt"]},
-    )
+    first = await start_for(temporal_client, order, settings, queue)
     await first.terminate("ended before the dispatcher linked the order")
 
     dispatcher = Dispatcher(temporal_client, op_convex_client, settings)
@@ -428,13 +444,7 @@ async def test_running_workflow_of_an_earlier_order_holds_the_new_order_back(
     workflow_id = f"work-order-{order_id}"
     settings = settings_for(op_temporal.address, op_convex, queue)
     order = await _queued_order(op_convex_client, order_id)
-    old = await temporal_client.start_workflow(
-        CodexJobWorkflow.run,
-        job_input(order, settings),
-        id=workflow_id,
-        task_queue=queue,
-        memo={"workOrderId": order_id, "workOrderCreatedAt": order["createdAt"] - 60_000},
-    )
+    old = await start_for(temporal_client, order, settings, queue, created_earlier_by=60_000)
     dispatcher = Dispatcher(temporal_client, op_convex_client, settings)
     with contextlib.suppress(DispatchStalled):  # raised when it was the only queued order
         await dispatcher.dispatch_once()
