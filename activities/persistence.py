@@ -30,14 +30,8 @@ from activities.persistence_models import (
     StepUpdate,
 )
 
-# ConvexError codes that no retry can fix; the workflow's retry policy names them too.
-NON_RETRYABLE_CONVEX_CODES = (
-    "INVALID_ARGUMENT",
-    "NOT_FOUND",
-    "INVALID_TRANSITION",
-    "TOO_LARGE",
-    "CONFLICT",
-)
+# A ConvexError becomes an ApplicationError whose type is its code (convex/lib/errors.ts);
+# workflows/policies.py lists every such code as non-retryable (a test keeps the two in step).
 # A malformed request, an unknown function or a function that crashed: a bug, not an outage.
 CONVEX_REQUEST_ERROR = "ConvexRequestError"
 # Convex unreachable, timing out, 5xx or overloaded: retried with backoff until it answers.

@@ -3,14 +3,16 @@ real functions, repeats are absorbed, and every failure is classified for Tempor
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.convex_client import ConvexClient
-from activities.persistence import CONVEX_UNAVAILABLE, PersistenceActivities
+from activities.persistence import CONVEX_REQUEST_ERROR, CONVEX_UNAVAILABLE, PersistenceActivities
 from activities.persistence_models import EventAppend, RunStart, RunStatusUpdate, StepUpdate
 from worker.processes import free_port
 from workflows.policies import NON_RETRYABLE_PERSISTENCE_ERRORS
@@ -103,3 +105,14 @@ async def test_an_unreachable_convex_is_retryable() -> None:
             )
     assert failed.value.type == CONVEX_UNAVAILABLE and not failed.value.non_retryable
     assert CONVEX_UNAVAILABLE not in NON_RETRYABLE_PERSISTENCE_ERRORS
+
+
+def test_every_convex_error_code_is_non_retryable_in_the_retry_policy() -> None:
+    """The codes live in TypeScript (convex/lib/errors.ts) and the policy in Python: a code
+    added on one side only would be retried for six hours instead of failing at once."""
+    source = (Path(__file__).parents[1] / "convex" / "lib" / "errors.ts").read_text()
+    block = re.search(r"ERROR_CODES = \[(.*?)\] as const", source, re.S)
+    assert block is not None, "ERROR_CODES not found in convex/lib/errors.ts"
+    codes = set(re.findall(r'"([A-Z_]+)"', block.group(1)))
+    assert codes == {"NOT_FOUND", "INVALID_TRANSITION", "TOO_LARGE", "INVALID_ARGUMENT", "CONFLICT"}
+    assert codes | {CONVEX_REQUEST_ERROR} == set(NON_RETRYABLE_PERSISTENCE_ERRORS)

@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 class StackError(RuntimeError):
     """A local server could not be found or started; the message says how to fix it."""
