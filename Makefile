@@ -41,11 +41,11 @@ clean:
 # One real job end to end on the embedded local stack (Temporal dev server, local Convex
 # backend, worker), against a sample repository it creates; prints the run's timeline.
 run: setup
-	$(BIN)/python tools/run_demo.py
+	$(BIN)/python -m tools.run_demo
 
-# Regenerate the replay corpus under tests/histories/ from real runs (see tests/histories/README.md).
+# Regenerate the replay corpus under tests/workflows/histories/ from real runs (see tests/workflows/histories/README.md).
 histories: setup
 	$(BIN)/python -m pytest tests/integration --record-histories
 
 bench: setup
-	$(BIN)/python tools/bench.py
+	$(BIN)/python -m tools.bench

@@ -1,6 +1,6 @@
 """``run_agent``: the Codex CLI (or any agent command) working in the job's workspace.
 
-The command line is ``Settings.codex_command`` (``JANGAR_CODEX_COMMAND``, default the real
+The command line is ``JobConfig.codex_command`` (``JANGAR_CODEX_COMMAND``, default the real
 Codex CLI, ``codex exec --json --sandbox workspace-write``) followed by the prompt as its last
 argument (after ``--`` when the prompt starts with ``-``, so it is never read as an option).
 
@@ -9,14 +9,14 @@ How it ends, and what the workflow gets:
 - exit code 0 and no ``turn.failed``/``error`` event: ``outcome="succeeded"``;
 - any other exit, or a failure event: ``outcome="failed"`` with ``failure_reason`` (a result,
   not an exception: the log and the progress are still wanted);
-- the time limit (input ``timeout_seconds``, default ``Settings.agent_timeout_seconds``):
+- the time limit (input ``timeout_seconds``, default ``JobConfig.agent_timeout_seconds``):
   the process group is stopped and the result is ``outcome="timed_out"``, again a result, so
   the workflow records the log either way and retries nothing;
 - cancellation: the process group is stopped and ``asyncio.CancelledError`` propagates
   (Temporal reports the activity cancelled); the partial log stays on disk;
 - the command cannot be started: non-retryable ``ApplicationError`` type ``AgentNotFound``.
 
-While it runs the activity heartbeats every ``Settings.heartbeat_interval_seconds`` with
+While it runs the activity heartbeats every ``JobConfig.heartbeat_interval_seconds`` with
 ``{"pid", "lines", "json_events", "last_event_type", "elapsed_seconds"}``; the full output
 goes to ``agent.log`` in the artifact store.
 
@@ -33,25 +33,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from temporalio.exceptions import ApplicationError
 
 from activities.artifact_store import ArtifactStore
 from activities.codex_events import ProgressCollector
+from activities.config import JobConfig
 from activities.models import AgentResult, RunAgentInput
 from activities.process import Stream, child_env, run_process
 from activities.workspace import open_workspace
-from worker.logging import get_logger
-from worker.settings import Settings
 
 AGENT_NOT_FOUND = "AgentNotFound"  # non-retryable
 LOG_NAME = "agent.log"
 
-log = get_logger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 
-def agent_argv(settings: Settings, prompt: str) -> list[str]:
+def agent_argv(config: JobConfig, prompt: str) -> list[str]:
     """The agent's command line: the configured command, then the prompt."""
-    command = list(settings.codex_command)
+    command = list(config.codex_command)
     if prompt.startswith("-"):
         command.append("--")
     return [*command, prompt]
@@ -71,15 +71,15 @@ def _failure_reason(exit_code: int | None, collector: ProgressCollector) -> str 
 
 async def run_agent(
     inp: RunAgentInput,
-    settings: Settings,
+    config: JobConfig,
     store: ArtifactStore,
     workflow_id: str,
     run_id: str,
     heartbeat: Callable[[dict[str, Any]], None] | None = None,
 ) -> AgentResult:
     """Run the agent to completion, time limit or cancellation (see the module docstring)."""
-    workspace = open_workspace(inp.workspace, settings)
-    timeout = inp.timeout_seconds or settings.agent_timeout_seconds
+    workspace = open_workspace(inp.workspace, config)
+    timeout = inp.timeout_seconds or config.agent_timeout_seconds
     log_path = store.path_for(workflow_id, run_id, LOG_NAME)
     collector = ProgressCollector()
     started = time.monotonic()
@@ -103,20 +103,20 @@ async def run_agent(
                 }
             )
 
-    argv = agent_argv(settings, inp.prompt)
+    argv = agent_argv(config, inp.prompt)
     log.info("agent_starting", program=argv[0], workspace=str(workspace), timeout=timeout)
     try:
         result = await run_process(
             argv,
             cwd=workspace,
-            env=child_env(allow=settings.agent_env_allow),
+            env=child_env(allow=config.agent_env_allow),
             time_limit=timeout,
             log_path=log_path,
             on_line=on_line,
             on_start=pid.append,
             heartbeat=beat,
-            heartbeat_interval=settings.heartbeat_interval_seconds,
-            kill_grace=settings.kill_grace_seconds,
+            heartbeat_interval=config.heartbeat_interval_seconds,
+            kill_grace=config.kill_grace_seconds,
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise ApplicationError(

@@ -1,6 +1,6 @@
 """Where job logs and diffs live, and the URL recorded in Convex for each file.
 
-Layout, under ``Settings.data_dir`` (``JANGAR_DATA_DIR``, default ``.jangar`` in the worker's
+Layout, under ``JobConfig.data_dir`` (``JANGAR_DATA_DIR``, default ``.jangar`` in the worker's
 working directory, made absolute)::
 
     <data_dir>/artifacts/<workflow id>/<run id>/agent.log
@@ -20,7 +20,7 @@ The URL recorded for a file:
   syncing the directory to that address (a static file server, a bucket sync) is the
   operator's job.
 
-URLs never carry credentials: the settings refuse a base URL with a user part, and path
+URLs never carry credentials: the worker's settings refuse a base URL with a user part, and path
 segments come from Temporal ids and fixed names, never from repository URLs.
 """
 
@@ -30,7 +30,7 @@ import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from worker.settings import Settings
+from activities.config import JobConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -49,8 +49,9 @@ class ArtifactStore:
         self.base_url = base_url.rstrip("/") if base_url else None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ArtifactStore:
-        return cls(settings.data_dir / "artifacts", settings.artifact_base_url)
+    def for_jobs(cls, config: JobConfig) -> ArtifactStore:
+        """The store under the jobs' data directory, with their public base URL."""
+        return cls(config.artifacts_root, config.artifact_base_url)
 
     def run_dir(self, workflow_id: str, run_id: str) -> Path:
         """The directory of one workflow run's files (not created)."""

@@ -42,8 +42,6 @@ from typing import Any, Literal, Self
 import httpx
 from convex.values import convex_to_json, json_to_convex
 
-from worker.settings import Settings
-
 FunctionKind = Literal["query", "mutation", "action"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -158,17 +156,6 @@ class ConvexClient:
                 keepalive_expiry=KEEPALIVE_EXPIRY,
             ),
             follow_redirects=False,
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConvexClient:
-        """The client for ``settings``: CONVEX_URL / CONVEX_SELF_HOSTED_URL, deploy/admin key."""
-        key = settings.convex_key
-        return cls(
-            settings.resolved_convex_url,
-            key.get_secret_value() if key is not None else None,
-            timeout=settings.convex_timeout_seconds,
-            connect_timeout=settings.convex_connect_timeout_seconds,
         )
 
     @property

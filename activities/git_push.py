@@ -2,7 +2,7 @@
 
 Steps, each safe to repeat, so a retried activity converges on one commit and one push:
 
-1. ``git add --all``; if anything is staged, commit it as ``Settings.git_author_name`` /
+1. ``git add --all``; if anything is staged, commit it as ``JobConfig.git_author_name`` /
    ``git_author_email`` (author and committer) with the work order's message, hooks and
    signing off. A retry after a successful commit finds nothing staged and HEAD already past
    the base: no second commit (``committed=False``).
@@ -26,20 +26,20 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import structlog
 from temporalio.exceptions import ApplicationError
 
 from activities.artifact_store import ArtifactStore
+from activities.config import JobConfig
 from activities.gitcli import GIT_COMMAND_FAILED, classify_git_failure, run_git
 from activities.models import CaptureDiffInput, CommitAndPushInput, CommitResult, DiffResult
 from activities.repo_url import redact_text, redact_url
 from activities.workspace import open_workspace, rev_parse
-from worker.logging import get_logger
-from worker.settings import Settings
 
 PUSH_REJECTED = "PushRejected"  # non-retryable
 DIFF_NAME = "diff.patch"
 
-log = get_logger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 _STAT = re.compile(r"(\d+) (file|insertion|deletion)")
 
 
@@ -51,10 +51,10 @@ def parse_shortstat(text: str) -> tuple[int, int, int]:
     return counts["file"], counts["insertion"], counts["deletion"]
 
 
-async def _commit(ws: Path, inp: CommitAndPushInput, settings: Settings) -> bool:
+async def _commit(ws: Path, inp: CommitAndPushInput, config: JobConfig) -> bool:
     """Stage everything and commit if anything is staged; True when a commit was made."""
-    await run_git(["add", "--all"], cwd=ws, settings=settings)
-    staged = await run_git(["diff", "--cached", "--quiet"], cwd=ws, settings=settings, check=False)
+    await run_git(["add", "--all"], cwd=ws, config=config)
+    staged = await run_git(["diff", "--cached", "--quiet"], cwd=ws, config=config, check=False)
     if staged.exit_code == 0:
         return False
     if staged.exit_code != 1:
@@ -62,15 +62,15 @@ async def _commit(ws: Path, inp: CommitAndPushInput, settings: Settings) -> bool
             f"git diff --cached failed: {staged.stderr[-500:]}", type=GIT_COMMAND_FAILED
         )
     who = {
-        "GIT_AUTHOR_NAME": settings.git_author_name,
-        "GIT_AUTHOR_EMAIL": settings.git_author_email,
-        "GIT_COMMITTER_NAME": settings.git_author_name,
-        "GIT_COMMITTER_EMAIL": settings.git_author_email,
+        "GIT_AUTHOR_NAME": config.git_author_name,
+        "GIT_AUTHOR_EMAIL": config.git_author_email,
+        "GIT_COMMITTER_NAME": config.git_author_name,
+        "GIT_COMMITTER_EMAIL": config.git_author_email,
     }
     await run_git(
         ["commit", "--quiet", "--no-verify", "--no-edit", "-m", inp.message],
         cwd=ws,
-        settings=settings,
+        config=config,
         extra_env=who,
     )
     return True
@@ -80,7 +80,7 @@ async def _push(
     ws: Path,
     inp: CommitAndPushInput,
     head: str,
-    settings: Settings,
+    config: JobConfig,
     heartbeat: Callable[[], None] | None,
 ) -> None:
     ref = f"refs/heads/{inp.branch}"
@@ -88,20 +88,20 @@ async def _push(
     remote = await run_git(
         ["ls-remote", "--", inp.repo, ref],
         cwd=ws,
-        settings=settings,
+        config=config,
         remote=inp.repo,
         what=f"git ls-remote {shown}",
     )
     remote_sha = remote.stdout.split("\t", 1)[0].strip() if remote.stdout.strip() else ""
     if remote_sha != head:
-        expected = await rev_parse(ws, f"refs/remotes/origin/{inp.branch}", settings) or ""
+        expected = await rev_parse(ws, f"refs/remotes/origin/{inp.branch}", config) or ""
         pushed = await run_git(
             [
                 *("push", "--quiet", "--no-verify", f"--force-with-lease={ref}:{expected}"),
                 *("--", inp.repo, f"HEAD:{ref}"),
             ],
             cwd=ws,
-            settings=settings,
+            config=config,
             remote=inp.repo,
             heartbeat=heartbeat,
             check=False,
@@ -121,14 +121,12 @@ async def _push(
                 f"git push {shown}", pushed.stderr, inp.repo, exit_code=pushed.exit_code
             )
     # What the remote now has: the lease of a later push (a retry) expects exactly this.
-    await run_git(
-        ["update-ref", f"refs/remotes/origin/{inp.branch}", head], cwd=ws, settings=settings
-    )
+    await run_git(["update-ref", f"refs/remotes/origin/{inp.branch}", head], cwd=ws, config=config)
 
 
 async def write_diff(
     ws: Path,
-    settings: Settings,
+    config: JobConfig,
     store: ArtifactStore,
     workflow_id: str,
     run_id: str,
@@ -136,10 +134,8 @@ async def write_diff(
 ) -> DiffResult:
     """Write ``git diff --binary <revisions>`` to the run's diff.patch, with its stats."""
     diff_path = store.path_for(workflow_id, run_id, DIFF_NAME)
-    await run_git(
-        ["diff", "--binary", f"--output={diff_path}", *revisions], cwd=ws, settings=settings
-    )
-    stat = await run_git(["diff", "--shortstat", *revisions], cwd=ws, settings=settings)
+    await run_git(["diff", "--binary", f"--output={diff_path}", *revisions], cwd=ws, config=config)
+    stat = await run_git(["diff", "--shortstat", *revisions], cwd=ws, config=config)
     files, insertions, deletions = parse_shortstat(stat.stdout)
     return DiffResult(
         changed=files > 0,
@@ -153,7 +149,7 @@ async def write_diff(
 
 async def capture_diff(
     inp: CaptureDiffInput,
-    settings: Settings,
+    config: JobConfig,
     store: ArtifactStore,
     workflow_id: str,
     run_id: str,
@@ -164,26 +160,26 @@ async def capture_diff(
     recorded. Untracked files count (they are staged with ``git add --all``; nothing is
     committed).
     """
-    ws = open_workspace(inp.workspace, settings)
-    await run_git(["add", "--all"], cwd=ws, settings=settings)
-    return await write_diff(ws, settings, store, workflow_id, run_id, ["--cached", inp.base_sha])
+    ws = open_workspace(inp.workspace, config)
+    await run_git(["add", "--all"], cwd=ws, config=config)
+    return await write_diff(ws, config, store, workflow_id, run_id, ["--cached", inp.base_sha])
 
 
 async def commit_and_push(
     inp: CommitAndPushInput,
-    settings: Settings,
+    config: JobConfig,
     store: ArtifactStore,
     workflow_id: str,
     run_id: str,
     heartbeat: Callable[[], None] | None = None,
 ) -> CommitResult:
     """Commit, push and record the diff; see the module docstring."""
-    ws = open_workspace(inp.workspace, settings)
-    committed = await _commit(ws, inp, settings)
-    head = await rev_parse(ws, "HEAD", settings)
+    ws = open_workspace(inp.workspace, config)
+    committed = await _commit(ws, inp, config)
+    head = await rev_parse(ws, "HEAD", config)
     assert head is not None
     same_tree = await run_git(
-        ["diff", "--quiet", inp.base_sha, head], cwd=ws, settings=settings, check=False
+        ["diff", "--quiet", inp.base_sha, head], cwd=ws, config=config, check=False
     )
     if same_tree.exit_code == 0:
         reason = (
@@ -212,8 +208,8 @@ async def commit_and_push(
             " (was the workspace prepared from another base?)",
             type=GIT_COMMAND_FAILED,
         )
-    await _push(ws, inp, head, settings, heartbeat)
-    diff = await write_diff(ws, settings, store, workflow_id, run_id, [inp.base_sha, head])
+    await _push(ws, inp, head, config, heartbeat)
+    diff = await write_diff(ws, config, store, workflow_id, run_id, [inp.base_sha, head])
     files, insertions, deletions = diff.files_changed, diff.insertions, diff.deletions
     log.info(
         "branch_pushed",

@@ -7,7 +7,7 @@ time limit, cancellation) with an allow-listed environment plus:
   instead of waiting for a password nobody will type;
 - hooks disabled (``core.hooksPath=/dev/null``): the agent can write ``.git/hooks``, and a
   worker must not run them;
-- for an http(s) remote on the GitHub host of ``Settings.github_api_url``, when
+- for an http(s) remote on the GitHub host of ``JobConfig.github_api_url``, when
   ``GITHUB_TOKEN`` is set, an ``Authorization`` header passed through ``GIT_CONFIG_*``
   variables: never on the command line, never in ``.git/config``, never in a URL.
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
+from activities.config import JobConfig
 from activities.process import child_env, run_process
 from activities.repo_url import github_web_host, redact_text, repo_host
-from worker.settings import Settings
 
 # Error types (ApplicationError.type) raised for git failures.
 REPOSITORY_NOT_FOUND = "RepositoryNotFound"  # non-retryable
@@ -86,7 +86,7 @@ class GitOutput:
     stderr: str
 
 
-def git_env(settings: Settings, remote: str | None = None) -> dict[str, str]:
+def git_env(config: JobConfig, remote: str | None = None) -> dict[str, str]:
     """The environment git runs with (see the module docstring)."""
     extra = {
         "GIT_TERMINAL_PROMPT": "0",
@@ -96,10 +96,10 @@ def git_env(settings: Settings, remote: str | None = None) -> dict[str, str]:
     for name in ("SSH_AUTH_SOCK", "GIT_SSH", "SSH_KNOWN_HOSTS"):
         if name in os.environ:
             extra[name] = os.environ[name]
-    token = settings.github_token.get_secret_value() if settings.github_token else None
+    token = config.github_token.get_secret_value() if config.github_token else None
     if token and remote and remote.lower().startswith(("https://", "http://")):
         host = repo_host(remote)
-        web_host = github_web_host(settings.github_api_url)
+        web_host = github_web_host(config.github_api_url)
         if host and host == web_host:
             scheme = remote.split("://", 1)[0].lower()
             basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
@@ -144,7 +144,7 @@ async def run_git(
     args: Sequence[str],
     *,
     cwd: Path,
-    settings: Settings,
+    config: JobConfig,
     remote: str | None = None,
     time_limit: float | None = None,
     heartbeat: Callable[[], None] | None = None,
@@ -158,16 +158,16 @@ async def run_git(
     """
     argv = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", *args]
     label = what or f"git {args[0]}"
-    limit = time_limit if time_limit is not None else settings.git_timeout_seconds
+    limit = time_limit if time_limit is not None else config.git_timeout_seconds
     try:
         result = await run_process(
             argv,
             cwd=cwd,
-            env={**git_env(settings, remote), **(extra_env or {})},
+            env={**git_env(config, remote), **(extra_env or {})},
             time_limit=limit,
             heartbeat=heartbeat,
-            heartbeat_interval=settings.heartbeat_interval_seconds,
-            kill_grace=min(settings.kill_grace_seconds, 5.0),
+            heartbeat_interval=config.heartbeat_interval_seconds,
+            kill_grace=min(config.kill_grace_seconds, 5.0),
             capture=True,
         )
     except FileNotFoundError as exc:

@@ -164,7 +164,7 @@ class Workspace(JobModel):
 
 
 class RunAgentInput(JobModel):
-    """Run the agent command (Settings.codex_command, then the prompt) in the workspace."""
+    """Run the agent command (JobConfig.codex_command, then the prompt) in the workspace."""
 
     workspace: WorkspacePath
     prompt: str = Field(min_length=1, max_length=200_000)
@@ -172,7 +172,7 @@ class RunAgentInput(JobModel):
         default=None,
         gt=0,
         le=MAX_AGENT_TIMEOUT_SECONDS,
-        description="Time limit; None: Settings.agent_timeout_seconds.",
+        description="Time limit; None: JobConfig.agent_timeout_seconds.",
     )
 
     _workspace = field_validator("workspace")(_check_workspace)
@@ -237,7 +237,7 @@ class RunCheckInput(JobModel):
         default=None,
         gt=0,
         le=MAX_CHECK_TIMEOUT_SECONDS,
-        description="Time limit; None: Settings.check_timeout_seconds.",
+        description="Time limit; None: JobConfig.check_timeout_seconds.",
     )
 
     _workspace = field_validator("workspace")(_check_workspace)

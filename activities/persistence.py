@@ -63,7 +63,7 @@ async def classified_convex_errors(path: str) -> AsyncIterator[None]:
 class PersistenceActivities:
     """The persistence activities, sharing one pooled Convex client per worker process."""
 
-    def __init__(self, convex: ConvexClient, worker_id: str) -> None:
+    def __init__(self, convex: ConvexClient, *, worker_id: str) -> None:
         self._convex = convex
         self._worker_id = worker_id
 

@@ -1,6 +1,6 @@
 """``open_pull_request``: find or create the pull request for the work branch on GitHub.
 
-Which repositories count as GitHub: those on the host that ``Settings.github_api_url``
+Which repositories count as GitHub: those on the host that ``JobConfig.github_api_url``
 (``GITHUB_API_URL``) serves (:func:`activities.repo_url.github_web_host`): ``github.com`` for the
 default ``https://api.github.com``, the server's own host for GitHub Enterprise
 (``https://ghe.example/api/v3``), ``127.0.0.1`` for a stand-in API in tests. Any https, http,
@@ -24,12 +24,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import structlog
 from temporalio.exceptions import ApplicationError
 
+from activities.config import JobConfig
 from activities.models import OpenPullRequestInput, PullRequestResult
 from activities.repo_url import github_web_host, parse_github_repo, redact_url
-from worker.logging import get_logger
-from worker.settings import Settings
 
 GITHUB_UNAUTHORIZED = "GitHubUnauthorized"
 GITHUB_FORBIDDEN = "GitHubForbidden"
@@ -46,7 +46,7 @@ NON_RETRYABLE_GITHUB_ERRORS = (
     GITHUB_REQUEST_FAILED,
 )
 
-log = get_logger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 
 def _message(response: httpx.Response) -> str:
@@ -159,32 +159,32 @@ async def _find_open(
 
 async def open_pull_request(
     inp: OpenPullRequestInput,
-    settings: Settings,
+    config: JobConfig,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PullRequestResult:
     """Find or create the pull request; see the module docstring."""
-    web_host = github_web_host(settings.github_api_url)
+    web_host = github_web_host(config.github_api_url)
     parsed = parse_github_repo(inp.repo, web_host)
     if parsed is None:
         return _skipped(
             f"the repository {redact_url(inp.repo)} is not a GitHub repository on {web_host}"
             " (the host GITHUB_API_URL serves)"
         )
-    if settings.github_token is None or not settings.github_token.get_secret_value():
+    if config.github_token is None or not config.github_token.get_secret_value():
         return _skipped("no GitHub token is configured (set GITHUB_TOKEN to open pull requests)")
     owner, name = parsed
     repository = f"{owner}/{name}"
     headers = {
         "Accept": "application/vnd.github+json",
         "X-GitHub-Api-Version": "2022-11-28",
-        "Authorization": f"Bearer {settings.github_token.get_secret_value()}",
+        "Authorization": f"Bearer {config.github_token.get_secret_value()}",
         "User-Agent": "jangar-worker",
     }
     try:
         async with httpx.AsyncClient(
-            base_url=settings.github_api_url,
+            base_url=config.github_api_url,
             headers=headers,
-            timeout=settings.github_timeout_seconds,
+            timeout=config.github_timeout_seconds,
             transport=transport,
         ) as client:
             existing = await _find_open(client, owner, name, inp.branch)
@@ -217,7 +217,6 @@ async def open_pull_request(
             raise classify_response(response, "creating the pull request", repository)
     except httpx.TransportError as exc:
         raise ApplicationError(
-            f"GitHub API at {settings.github_api_url} unreachable ({type(exc).__name__});"
-            " will retry",
+            f"GitHub API at {config.github_api_url} unreachable ({type(exc).__name__}); will retry",
             type=GITHUB_UNAVAILABLE,
         ) from exc

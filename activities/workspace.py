@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import structlog
 from temporalio.exceptions import ApplicationError
 
+from activities.config import JobConfig
 from activities.gitcli import REPOSITORY_NOT_FOUND, run_git
 from activities.models import PrepareWorkspaceInput, Workspace, check_branch_name
 from activities.repo_url import classify_repo, redact_url
-from worker.logging import get_logger
-from worker.settings import Settings
 
 BASE_BRANCH_NOT_FOUND = "BaseBranchNotFound"  # non-retryable
 INVALID_BRANCH = "InvalidBranch"  # non-retryable
@@ -35,16 +35,12 @@ WORKSPACE_MISSING = "WorkspaceMissing"  # non-retryable
 
 FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
 
-log = get_logger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 
-def workspaces_root(settings: Settings) -> Path:
-    return settings.data_dir.expanduser().resolve() / "workspaces"
-
-
-def open_workspace(path: str, settings: Settings) -> Path:
+def open_workspace(path: str, config: JobConfig) -> Path:
     """The workspace directory a later activity was given, checked to be one of ours."""
-    root = workspaces_root(settings)
+    root = config.workspaces_root
     resolved = Path(path).resolve()
     if not resolved.is_relative_to(root) or resolved == root:
         raise ApplicationError(
@@ -80,35 +76,35 @@ def _make_empty(path: Path) -> None:
     path.mkdir(parents=True)
 
 
-async def _open_or_init(path: Path, repo: str, settings: Settings) -> bool:
+async def _open_or_init(path: Path, repo: str, config: JobConfig) -> bool:
     """Reuse ``path`` if it is a workspace of ``repo`` (True), else make it afresh (False)."""
     recorded = redact_url(repo)
     if (path / ".git").is_dir():
         origin = await run_git(
-            ["config", "--get", "remote.origin.url"], cwd=path, settings=settings, check=False
+            ["config", "--get", "remote.origin.url"], cwd=path, config=config, check=False
         )
         if origin.exit_code == 0 and origin.stdout.strip() == recorded:
             (path / ".git" / "index.lock").unlink(missing_ok=True)  # left by a killed git
             return True
     _make_empty(path)
-    await run_git(["init", "--quiet"], cwd=path, settings=settings)
-    await run_git(["remote", "add", "origin", recorded], cwd=path, settings=settings)
+    await run_git(["init", "--quiet"], cwd=path, config=config)
+    await run_git(["remote", "add", "origin", recorded], cwd=path, config=config)
     return False
 
 
-async def _default_branch(path: Path, repo: str, settings: Settings) -> str:
+async def _default_branch(path: Path, repo: str, config: JobConfig) -> str:
     """The branch the remote's HEAD points at."""
     listing = await run_git(
         ["ls-remote", "--symref", "--", repo, "HEAD"],
         cwd=path,
-        settings=settings,
+        config=config,
         remote=repo,
         what="git ls-remote (default branch)",
     )
     for line in listing.stdout.splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
             return line[len("ref: refs/heads/") : -len("\tHEAD")]
-    branches = await _remote_branches(path, settings)
+    branches = await _remote_branches(path, config)
     for candidate in ("main", "master"):
         if candidate in branches:
             return candidate
@@ -120,21 +116,21 @@ async def _default_branch(path: Path, repo: str, settings: Settings) -> str:
     )
 
 
-async def _remote_branches(path: Path, settings: Settings) -> list[str]:
+async def _remote_branches(path: Path, config: JobConfig) -> list[str]:
     refs = await run_git(
         ["for-each-ref", "--format=%(refname:lstrip=3)", "refs/remotes/origin/"],
         cwd=path,
-        settings=settings,
+        config=config,
     )
     return [name for name in refs.stdout.splitlines() if name and name != "HEAD"]
 
 
-async def rev_parse(path: Path, ref: str, settings: Settings) -> str | None:
+async def rev_parse(path: Path, ref: str, config: JobConfig) -> str | None:
     """The commit sha ``ref`` names, or None."""
     out = await run_git(
         ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
         cwd=path,
-        settings=settings,
+        config=config,
         check=False,
     )
     sha = out.stdout.strip()
@@ -143,7 +139,7 @@ async def rev_parse(path: Path, ref: str, settings: Settings) -> str | None:
 
 async def prepare_workspace(
     inp: PrepareWorkspaceInput,
-    settings: Settings,
+    config: JobConfig,
     heartbeat: Callable[[], None] | None = None,
 ) -> Workspace:
     """Clone or refresh the repository and check out a clean work branch from the base.
@@ -160,20 +156,20 @@ async def prepare_workspace(
             type=REPOSITORY_NOT_FOUND,
             non_retryable=True,
         )
-    path = workspaces_root(settings) / inp.work_order_id
-    reused = await _open_or_init(path, inp.repo, settings)
+    path = config.workspaces_root / inp.work_order_id
+    reused = await _open_or_init(path, inp.repo, config)
     await run_git(
         ["fetch", "--prune", "--no-tags", "--", inp.repo, FETCH_REFSPEC],
         cwd=path,
-        settings=settings,
+        config=config,
         remote=inp.repo,
         heartbeat=heartbeat,
         what=f"git fetch {shown}",
     )
-    base = inp.base_branch or await _default_branch(path, inp.repo, settings)
-    base_sha = await rev_parse(path, f"refs/remotes/origin/{base}", settings)
+    base = inp.base_branch or await _default_branch(path, inp.repo, config)
+    base_sha = await rev_parse(path, f"refs/remotes/origin/{base}", config)
     if base_sha is None:
-        known = await _remote_branches(path, settings)
+        known = await _remote_branches(path, config)
         listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
         raise ApplicationError(
             f"base branch {base!r} does not exist in {shown} (branches: {listed or 'none'});"
@@ -190,9 +186,9 @@ async def prepare_workspace(
             non_retryable=True,
         )
     await run_git(
-        ["checkout", "--quiet", "--force", "-B", branch, base_sha], cwd=path, settings=settings
+        ["checkout", "--quiet", "--force", "-B", branch, base_sha], cwd=path, config=config
     )
-    await run_git(["clean", "-ffdxq"], cwd=path, settings=settings)
+    await run_git(["clean", "-ffdxq"], cwd=path, config=config)
     log.info(
         "workspace_prepared",
         path=str(path),

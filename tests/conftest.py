@@ -12,7 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
-from worker.local_convex import RunningBackend, start_local_backend
+from worker.local.local_convex import RunningBackend, start_local_backend
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--record-histories",
         action="store_true",
-        help="write each integration workflow's history to tests/histories/ (make histories)",
+        help="write each integration workflow's history to tests/workflows/histories/"
+        " (make histories)",
     )
 
 

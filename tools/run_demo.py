@@ -1,4 +1,4 @@
-"""`make run`: one real job, end to end, on the embedded local stack.
+"""`make run` (``python -m tools.run_demo``): one real job, end to end, on the embedded local stack.
 
 Starts the Temporal dev server and the local Convex backend, runs the worker in this process,
 creates a sample repository (a bare "remote" with one commit), submits a work order from a chat
@@ -18,17 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from worker.cli.submit import SubmitRequest, create_work_order, follow, print_timeline, start_now
+from worker.factories import convex_client
+from worker.local.local_convex import DEV_ADMIN_KEY, start_local_backend
+from worker.local.processes import start_temporal_dev_server
+from worker.runtime.workers import run_worker
+from worker.settings import load_settings
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pydantic import SecretStr  # noqa: E402
-
-from activities.convex_client import ConvexClient  # noqa: E402
-from worker.local_convex import DEV_ADMIN_KEY, start_local_backend  # noqa: E402
-from worker.main import run_worker  # noqa: E402
-from worker.processes import start_temporal_dev_server  # noqa: E402
-from worker.settings import load_settings  # noqa: E402
-from worker.submit import SubmitRequest, create_work_order, follow, print_timeline, start_now  # noqa: E402
 
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
 
@@ -101,7 +100,7 @@ async def main() -> int:
         worker = asyncio.create_task(run_worker(settings, stop=stop))
         try:
             prompt = "Add a NOTES.md that explains what greet() does."
-            async with ConvexClient.from_settings(settings) as client:
+            async with convex_client(settings) as client:
                 submitted = await create_work_order(
                     client,
                     SubmitRequest(

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import JobConfig
 from activities.jobs import JobActivities
 from tests.git_repos import git, make_bare_repo
-from worker.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
@@ -69,11 +69,12 @@ def gone_soon(pid: int, within: float = 2.0) -> bool:
     return True
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def make_config(tmp_path: Path, **overrides: Any) -> JobConfig:
+    """The job activities' config for a test: files under ``tmp_path``, the stand-in agent."""
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
-        "codex_command": STANDIN_COMMAND,
-        "agent_env_allow": ["CODEX_STANDIN_*"],
+        "codex_command": tuple(STANDIN_COMMAND),
+        "agent_env_allow": ("CODEX_STANDIN_*",),
         "heartbeat_interval_seconds": 0.05,
         "kill_grace_seconds": 0.5,
         "git_timeout_seconds": 60.0,
@@ -82,14 +83,15 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "artifact_base_url": None,
         "git_author_name": "Jangar Test",
         "git_author_email": "jangar-test@example.test",
+        "worker_task_queue": "jangar@test-worker",
     }
     values.update(overrides)
-    return load_settings(**values)
+    return JobConfig(**values)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def config(tmp_path: Path) -> JobConfig:
+    return make_config(tmp_path)
 
 
 @pytest.fixture
@@ -98,8 +100,8 @@ def remote(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def jobs(settings: Settings) -> JobActivities:
-    return JobActivities(settings)
+def jobs(config: JobConfig) -> JobActivities:
+    return JobActivities(config)
 
 
 class RecordingEnvironment(ActivityEnvironment):

@@ -19,7 +19,7 @@ from tests.activities.conftest import (
     WORKFLOW_ID,
     RecordingEnvironment,
     gone_soon,
-    make_settings,
+    make_config,
     read,
 )
 
@@ -186,13 +186,13 @@ async def test_agent_environment_has_no_worker_secrets(
         monkeypatch.setenv(name, value)
     dump = tmp_path / "env.json"
     monkeypatch.setenv("CODEX_STANDIN_ENV_DUMP", str(dump))
-    settings = make_settings(
+    config = make_config(
         tmp_path,
-        agent_env_allow=["CODEX_STANDIN_*", "OPENAI_API_KEY", "CONVEX_ADMIN_KEY"],
+        agent_env_allow=("CODEX_STANDIN_*", "OPENAI_API_KEY", "CONVEX_ADMIN_KEY"),
         github_token="ghp_secret",
     )
     result = await activity_env.run(
-        JobActivities(settings).run_agent,
+        JobActivities(config).run_agent,
         RunAgentInput(workspace=workspace.path, prompt="show env"),
     )
     assert result.succeeded
@@ -216,10 +216,16 @@ async def test_prompt_starting_with_a_dash_is_not_an_option(
 async def test_missing_agent_command_is_not_retryable(
     activity_env: RecordingEnvironment, workspace: Workspace, tmp_path: Path
 ) -> None:
-    settings = make_settings(tmp_path, codex_command=["/nonexistent/codex", "exec"])
+    config = make_config(
+        tmp_path,
+        codex_command=(
+            "/nonexistent/codex",
+            "exec",
+        ),
+    )
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
-            JobActivities(settings).run_agent,
+            JobActivities(config).run_agent,
             RunAgentInput(workspace=workspace.path, prompt="x"),
         )
     assert caught.value.type == "AgentNotFound" and caught.value.non_retryable
@@ -237,9 +243,9 @@ async def test_workspace_outside_the_data_dir_is_refused(
 async def test_artifact_base_url_replaces_file_urls(
     activity_env: RecordingEnvironment, workspace: Workspace, tmp_path: Path
 ) -> None:
-    settings = make_settings(tmp_path, artifact_base_url="https://artifacts.example/jangar/")
+    config = make_config(tmp_path, artifact_base_url="https://artifacts.example/jangar/")
     result = await activity_env.run(
-        JobActivities(settings).run_agent, RunAgentInput(workspace=workspace.path, prompt="x")
+        JobActivities(config).run_agent, RunAgentInput(workspace=workspace.path, prompt="x")
     )
     assert result.log_url == f"https://artifacts.example/jangar/{WORKFLOW_ID}/{RUN_ID}/agent.log"
 
@@ -247,10 +253,10 @@ async def test_artifact_base_url_replaces_file_urls(
 async def test_agent_without_json_output_still_works(
     activity_env: RecordingEnvironment, workspace: Workspace, tmp_path: Path
 ) -> None:
-    plain = [c for c in make_settings(tmp_path).codex_command if c != "--json"]
-    settings = make_settings(tmp_path, codex_command=plain)
+    plain = [c for c in make_config(tmp_path).codex_command if c != "--json"]
+    config = make_config(tmp_path, codex_command=plain)
     result = await activity_env.run(
-        JobActivities(settings).run_agent, RunAgentInput(workspace=workspace.path, prompt="plain")
+        JobActivities(config).run_agent, RunAgentInput(workspace=workspace.path, prompt="plain")
     )
     assert result.succeeded and result.json_events == 0 and result.progress == ()
     assert result.lines > 0 and "[stand-in] updated NOTES.md" in read(result.log_path)

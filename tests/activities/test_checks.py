@@ -13,7 +13,7 @@ from tests.activities.conftest import (
     RUN_ID,
     WORKFLOW_ID,
     RecordingEnvironment,
-    make_settings,
+    make_config,
     read,
 )
 
@@ -82,7 +82,7 @@ async def test_checks_do_not_see_worker_secrets(
     monkeypatch.setenv("CONVEX_ADMIN_KEY", "convex-admin-secret")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")  # the agent's, not the checks'
-    jobs = JobActivities(make_settings(tmp_path, agent_env_allow=["OPENAI_API_KEY", "MY_*"]))
+    jobs = JobActivities(make_config(tmp_path, agent_env_allow=("OPENAI_API_KEY", "MY_*")))
     monkeypatch.setenv("MY_SETTING", "visible")
     result = await activity_env.run(
         jobs.run_check,

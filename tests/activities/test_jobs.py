@@ -21,7 +21,7 @@ from activities.models import (
     RunAgentInput,
     RunCheckInput,
 )
-from tests.activities.conftest import RUN_ID, WORKFLOW_ID, RecordingEnvironment, make_settings
+from tests.activities.conftest import RUN_ID, WORKFLOW_ID, RecordingEnvironment, make_config
 from tests.git_repos import git
 
 
@@ -45,7 +45,7 @@ async def test_a_whole_job_through_the_activities(
         PrepareWorkspaceInput(work_order_id="job1", repo=str(remote), branch="feature/greet"),
     )
     # The later steps are routed to this worker's own queue, where the workspace lives.
-    assert ws.task_queue == jobs.settings.worker_task_queue
+    assert ws.task_queue == jobs.config.worker_task_queue
     agent = await activity_env.run(
         jobs.run_agent, RunAgentInput(workspace=ws.path, prompt="Write a greeting")
     )
@@ -105,12 +105,12 @@ def test_github_token_reaches_git_only_for_the_github_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_example")
-    settings = make_settings(tmp_path, github_token="ghp_example")
-    env = git_env(settings, "https://github.com/octo/widgets.git")
+    config = make_config(tmp_path, github_token="ghp_example")
+    env = git_env(config, "https://github.com/octo/widgets.git")
     assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraheader"
     header = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: Basic ")
     assert base64.b64decode(header).decode() == "x-access-token:ghp_example"
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     for other in ("https://gitlab.example/o/r.git", "git@github.com:o/r.git", "/srv/r.git"):
-        assert "GIT_CONFIG_COUNT" not in git_env(settings, other), other
-    assert "GITHUB_TOKEN" not in git_env(settings, "https://github.com/o/r.git")
+        assert "GIT_CONFIG_COUNT" not in git_env(config, other), other
+    assert "GITHUB_TOKEN" not in git_env(config, "https://github.com/o/r.git")

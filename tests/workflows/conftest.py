@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.convex_client import ConvexClient
-from worker.registry import workflows
+from worker.runtime.registry import workflows
 from workflows.models import CodexJobInput
 from workflows.policies import HEARTBEAT_THROTTLE
 

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.convex_client import ConvexClient
 from activities.persistence import PersistenceActivities
 from tests.workflows.conftest import MakeWorkOrder, running_worker
-from tests.workflows.fakes import HEAD_SHA, FakeJobActivities, FlakyPersistence, Scenario
+from tests.workflows.fakes import HEAD_SHA, FlakyPersistence, Scenario, StandinJobActivities
 from workflows.codex_job import CodexJobWorkflow
 from workflows.models import CodexJobInput, CodexJobResult
 
@@ -33,8 +33,8 @@ async def run_job(
     scenario: Scenario,
     persistence: Any = None,
 ) -> tuple[CodexJobResult | BaseException, dict[str, Any]]:
-    records = persistence or PersistenceActivities(convex, "test-worker")
-    acts = [*FakeJobActivities(scenario).all(), *records.all()]
+    records = persistence or PersistenceActivities(convex, worker_id="test-worker")
+    acts = [*StandinJobActivities(scenario).all(), *records.all()]
     async with running_worker(env, acts) as queue:
         try:
             outcome: CodexJobResult | BaseException = await env.client.execute_workflow(
@@ -202,8 +202,8 @@ async def test_cancellation_during_the_agent_cancels_the_run(
     job = await make_work_order()
     scenario = Scenario(agent_hangs=True)
     acts = [
-        *FakeJobActivities(scenario).all(),
-        *PersistenceActivities(convex_client, "test-worker").all(),
+        *StandinJobActivities(scenario).all(),
+        *PersistenceActivities(convex_client, worker_id="test-worker").all(),
     ]
     async with running_worker(time_skipping_env, acts) as queue:
         handle = await time_skipping_env.client.start_workflow(
@@ -239,7 +239,9 @@ async def test_convex_failing_then_recovering_still_records_everything_once(
     _, steady = await run_job(time_skipping_env, convex_client, steady_job, Scenario())
 
     job = await make_work_order(checks=["make lint"])
-    flaky = FlakyPersistence(PersistenceActivities(convex_client, "test-worker"), failures=2)
+    flaky = FlakyPersistence(
+        PersistenceActivities(convex_client, worker_id="test-worker"), failures=2
+    )
     result, tl = await run_job(time_skipping_env, convex_client, job, Scenario(), flaky)
 
     assert isinstance(result, CodexJobResult) and result.status == "succeeded"
@@ -264,7 +266,10 @@ async def test_a_second_workflow_for_the_same_order_is_refused(
     job = await make_work_order()
     await run_job(time_skipping_env, convex_client, job, Scenario())
     again = Scenario()
-    acts = [*FakeJobActivities(again).all(), *PersistenceActivities(convex_client, "w").all()]
+    acts = [
+        *StandinJobActivities(again).all(),
+        *PersistenceActivities(convex_client, worker_id="w").all(),
+    ]
     async with running_worker(time_skipping_env, acts) as queue:
         with pytest.raises(WorkflowFailureError) as failure:
             await time_skipping_env.client.execute_workflow(

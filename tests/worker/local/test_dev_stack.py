@@ -1,0 +1,319 @@
+"""`jangar dev` as a newcomer runs it, and `jangar submit --wait` against it.
+
+The job's repository is one the tests did not make: a bare clone of this project's own
+repository. One module fixture drives the whole story (start, submit, SIGTERM, restart on the
+same data directory, submit again, SIGTERM); each test asserts one part of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.git_repos import git
+from tests.worker.conftest import (
+    ROOT,
+    STANDIN_COMMAND,
+    Background,
+    clean_env,
+    jangar,
+    pid_alive,
+    start_jangar,
+)
+from worker.local.processes import free_port, temporal_binary
+
+SUBMIT_TIMEOUT = "180"
+
+
+@dataclass
+class DevStack:
+    """What one `jangar dev` printed and how it ended."""
+
+    process: Background
+    exports: dict[str, str]
+    pids: dict[str, int]
+    health: str
+    metrics: str
+    exit_code: int | None = None
+    stop_seconds: float | None = None
+    alive_after_stop: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class Story:
+    repo: Path
+    base: str
+    first: DevStack
+    second: DevStack
+    ready_first: httpx.Response
+    metrics_first: httpx.Response
+    submit_first: subprocess.CompletedProcess[str]
+    submit_second: subprocess.CompletedProcess[str]
+    kept_workflow: dict[str, Any]
+
+
+def _base_branch(bare: Path) -> str:
+    """main when the repository has it (CI: a fresh clone of main), else its current branch."""
+    if (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "refs/heads/main"], cwd=bare, check=False
+        ).returncode
+        == 0
+    ):
+        return "main"
+    return git("symbolic-ref", "--short", "HEAD", cwd=bare)
+
+
+def _start_dev(data_dir: Path, logs: Path) -> DevStack:
+    process = start_jangar(
+        "dev",
+        "--data-dir",
+        str(data_dir),
+        "--temporal-port",
+        "0",
+        "--convex-port",
+        "0",
+        "--health-port",
+        "0",
+        "--metrics-port",
+        str(free_port()),
+        env=clean_env(JANGAR_CODEX_COMMAND=STANDIN_COMMAND, SHUTDOWN_GRACE_SECONDS=10),
+        logs=logs,
+    )
+    try:
+        out = process.wait_for(r"^# ready", stream="stdout", timeout=90)
+    except BaseException:
+        process.stop()
+        raise
+    exports = dict(re.findall(r"^([A-Z_]+)=(\S+)$", out, re.MULTILINE))
+    pids = {
+        "temporal": int(_printed(r"Temporal dev server pid (\d+)", out)),
+        "convex": int(_printed(r"Convex backend pid (\d+)", out)),
+    }
+    health = _printed(r"health (http://\S+)/readyz", out)
+    metrics = _printed(r"metrics (http://\S+/metrics)", out)
+    return DevStack(process, exports, pids, health, metrics)
+
+
+def _printed(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found is not None, f"`jangar dev` did not print {pattern!r}:\n{text}"
+    return found.group(1)
+
+
+def _stop_dev(stack: DevStack) -> None:
+    signalled = time.monotonic()
+    stack.process.proc.send_signal(signal.SIGTERM)
+    try:
+        stack.exit_code = stack.process.proc.wait(timeout=45)
+    except subprocess.TimeoutExpired:
+        stack.exit_code = None
+    stack.stop_seconds = time.monotonic() - signalled
+    stack.alive_after_stop = {name: pid_alive(pid) for name, pid in stack.pids.items()}
+    stack.process.stop()  # a no-op unless it hung
+    for name, pid in stack.pids.items():  # never leave a server behind, even when it failed
+        if stack.alive_after_stop[name]:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _submit(stack: DevStack, repo: Path, base: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(**stack.exports)
+    return jangar(
+        "submit",
+        "--repo",
+        str(repo),
+        "--base",
+        base,
+        "--prompt",
+        "Add a NOTES.md that says what this project is",
+        "--check",
+        "test -f NOTES.md",
+        "--wait",
+        "--json",
+        "--timeout",
+        SUBMIT_TIMEOUT,
+        env=env,
+        timeout=float(SUBMIT_TIMEOUT) + 30,
+    )
+
+
+def _describe(address: str, workflow_id: str) -> dict[str, Any]:
+    """The workflow as the Temporal CLI describes it (status, run id)."""
+    done = subprocess.run(
+        [
+            str(temporal_binary()),
+            "workflow",
+            "describe",
+            "--address",
+            address,
+            "--workflow-id",
+            workflow_id,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)["workflowExecutionInfo"]
+    return {"status": info["status"], "run_id": info["execution"]["runId"]}
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    base_dir = tmp_path_factory.mktemp("dev")
+    repo = base_dir / "jangar-self.git"
+    git("clone", "-q", "--bare", str(ROOT), str(repo), cwd=base_dir)
+    base = _base_branch(repo)
+    data_dir = base_dir / "data"
+
+    first = _start_dev(data_dir, base_dir / "logs")
+    try:
+        ready = httpx.get(f"{first.health}/readyz", timeout=10)
+        submit_first = _submit(first, repo, base)
+        metrics = httpx.get(first.metrics, timeout=10)
+    finally:
+        _stop_dev(first)
+
+    second = _start_dev(data_dir, base_dir / "logs")
+    try:
+        result = json.loads(submit_first.stdout)
+        kept = _describe(second.exports["TEMPORAL_ADDRESS"], result["workflowId"])
+        submit_second = _submit(second, repo, base)
+    finally:
+        _stop_dev(second)
+    yield Story(repo, base, first, second, ready, metrics, submit_first, submit_second, kept)
+
+
+def test_dev_prints_addresses_and_key_and_serves_health_and_metrics(story: Story) -> None:
+    exports = story.first.exports
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", exports["TEMPORAL_ADDRESS"])
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", exports["CONVEX_URL"])
+    assert exports["CONVEX_ADMIN_KEY"]
+    assert exports["TEMPORAL_TASK_QUEUE"] == "jangar"
+    assert not exports["TEMPORAL_ADDRESS"].endswith(":0")
+    assert story.ready_first.status_code == 200, story.ready_first.text
+    assert story.ready_first.json()["ready"] is True
+    assert story.metrics_first.status_code == 200
+    assert "temporal_" in story.metrics_first.text
+
+
+def test_submit_wait_against_jangar_dev_succeeds_with_a_repository_the_tests_did_not_make(
+    story: Story,
+) -> None:
+    done = story.submit_first
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded"
+    run = result["timeline"]["run"]
+    assert run["repo"] == str(story.repo)
+    steps = {s["name"]: s["status"] for s in result["timeline"]["steps"]}
+    assert steps == {
+        "prepare_workspace": "succeeded",
+        "run_agent": "succeeded",
+        "check 1: test -f NOTES.md": "succeeded",
+        "commit_and_push": "succeeded",
+        "open_pull_request": "skipped",
+    }
+    assert {a["type"] for a in result["timeline"]["artifacts"]} >= {"log", "diff"}
+    # The commit reached the clone, on top of the base branch, with the agent's file. (The
+    # branch itself is checked after the second run, which reuses its name: see below.)
+    sha = run["commitSha"]
+    assert git("cat-file", "-t", sha, cwd=story.repo) == "commit"
+    assert git("rev-parse", f"{sha}^", cwd=story.repo) == git(
+        "rev-parse", story.base, cwd=story.repo
+    )
+    assert "NOTES.md" in git("show", "--name-only", "--format=", sha, cwd=story.repo)
+
+
+@pytest.mark.parametrize("which", ["first", "second"])
+def test_sigterm_stops_jangar_dev_and_every_server_it_started(story: Story, which: str) -> None:
+    stack: DevStack = getattr(story, which)
+    assert stack.exit_code == 0, stack.process.stderr()[-3000:]
+    assert stack.stop_seconds is not None and stack.stop_seconds < 30
+    assert stack.alive_after_stop == {"temporal": False, "convex": False}
+    assert "jangar dev stack stopped" in stack.process.stderr()
+
+
+def test_restart_on_the_same_data_dir_keeps_temporal_workflows(story: Story) -> None:
+    first = json.loads(story.submit_first.stdout)
+    assert story.kept_workflow["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    assert story.kept_workflow["run_id"] == first["timeline"]["run"]["temporalRunId"]
+
+
+def test_after_restart_a_work_order_gets_its_own_run_even_when_convex_reuses_its_id(
+    story: Story,
+) -> None:
+    """The restarted local Convex backend starts empty and hands out the same ids again."""
+    first = json.loads(story.submit_first.stdout)
+    done = story.submit_second
+    assert done.returncode == 0, done.stderr[-3000:]
+    second = json.loads(done.stdout)
+    assert second["status"] == "succeeded"
+    assert second["workflowId"] == first["workflowId"]  # the id came back...
+    # ...and still the new order got a new run, not the old workflow's result.
+    run = second["timeline"]["run"]
+    assert run["temporalRunId"] != first["timeline"]["run"]["temporalRunId"]
+    assert git("rev-parse", run["branch"], cwd=story.repo) == run["commitSha"]
+
+
+def test_sigterm_while_starting_still_stops_what_was_started(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process = start_jangar(
+        "dev",
+        "--data-dir",
+        str(data_dir),
+        "--temporal-port",
+        "0",
+        "--convex-port",
+        "0",
+        "--health-port",
+        "0",
+        "--metrics-port",
+        "0",
+        env=clean_env(JANGAR_CODEX_COMMAND=STANDIN_COMMAND),
+        logs=tmp_path / "logs",
+    )
+    temporal_pid = None
+    try:
+        deadline = time.monotonic() + 30
+        while temporal_pid is None:
+            temporal_pid = _pid_with_argument(str(data_dir / "temporal" / "temporal.db"))
+            assert time.monotonic() < deadline, "the Temporal dev server did not start"
+            time.sleep(0.05)
+        assert process.stdout() == ""  # still starting: nothing printed yet
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.proc.wait(timeout=45) == 0, process.stderr()[-3000:]
+        assert not pid_alive(temporal_pid)
+        assert "# ready" not in process.stdout()
+    finally:
+        process.stop()
+        if temporal_pid is not None and pid_alive(temporal_pid):
+            os.kill(temporal_pid, signal.SIGKILL)
+
+
+def _pid_with_argument(argument: str) -> int | None:
+    """A running process with ``argument`` on its command line (this test's unique path)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argument.encode() in args:
+            return int(proc.name)
+    return None

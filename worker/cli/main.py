@@ -1,0 +1,386 @@
+"""The ``jangar`` command line: worker, dispatcher, dev stack, submit, runs, replay.
+
+Exit codes: 0 success (``submit --wait``: the run succeeded); 1 the run failed or was canceled,
+or a server could not be reached or refused; 2 a bad argument or setting (the message names
+it); 130 interrupted. Messages and the live view go to stderr; results to stdout.
+
+``--json`` prints one JSON document on stdout. The shapes are stable; documents from Convex
+("run doc", "step doc"...) carry the fields of convex/schema.ts plus ``_id`` and
+``_creationTime``, optional fields absent when unset, times in ms since the epoch:
+
+``jangar submit --json``::
+
+    {"sessionId": str, "messageId": str, "workOrderId": str,
+     "workflowId": str,            # "work-order-<workOrderId>", also when a dispatcher starts it
+     "runId": str | null,          # the run's Convex id (with --wait), else null
+     "status": str,                # without --wait "queued"; with --wait the run's final
+                                   # status: "succeeded" | "failed" | "canceled"; "failed" with
+                                   # runId null when the order was rejected (message on stderr)
+     "timeline": TIMELINE | null}  # with --wait once the run ended, else null
+
+A notice on stderr (not an error, exit 0) says when the job was left to a dispatcher: Temporal
+unreachable, or no CONVEX_ADMIN_KEY to link the order with.
+
+``jangar runs show RUN_ID --json`` prints a TIMELINE::
+
+    {"run": run doc, "workOrder": work order doc,
+     "steps": [step doc], "artifacts": [artifact doc], "events": [event doc]}
+    # steps in the order they started, artifacts and events in time order, all events
+
+``jangar runs list --json`` prints ``[run doc]``, newest first.
+
+``jangar replay --json`` prints ``{"replayed": int, "failures": {workflowId: str}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from worker.settings import Settings, SettingsError, load_settings
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+
+
+class UsageError(Exception):
+    """A bad argument: reported with the argument's name, exit code 2."""
+
+
+def _non_empty(name: str) -> Any:
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{name} must not be empty")
+        return value
+
+    return check
+
+
+MAX_PROMPT_CHARS = 100_000
+"""CodexJobInput.prompt's limit: a longer prompt could never start, so the CLI refuses it."""
+
+
+def _single_token(name: str) -> Any:
+    def check(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{name} must not be empty")
+        if any(c.isspace() for c in value):
+            raise argparse.ArgumentTypeError(f"{name} must not contain whitespace: {value!r}")
+        return value
+
+    return check
+
+
+def _prompt(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("--prompt must not be empty")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"--prompt is {len(value)} characters; the limit is {MAX_PROMPT_CHARS}"
+        )
+    return value
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535 (0: any free), got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jangar", description="Codex background jobs on Temporal, recorded in Convex."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser(
+        "worker", help="run a worker (and, unless DISPATCHER_ENABLED=false, a dispatcher)"
+    )
+    sub.add_parser("dispatcher", help="run only the dispatcher: queued work orders -> workflows")
+
+    dev = sub.add_parser("dev", help="run the embedded local stack in the foreground")
+    dev.add_argument("--data-dir", default=None, help="where state lives (default JANGAR_DATA_DIR)")
+    dev.add_argument("--temporal-port", type=_port, default=7233, help="0: any free port")
+    dev.add_argument("--convex-port", type=_port, default=3210, help="0: any free port")
+    dev.add_argument(
+        "--health-port", type=_port, default=None, help="default HEALTH_PORT; 0: any free port"
+    )
+    dev.add_argument(
+        "--metrics-port", type=_port, default=None, help="default METRICS_PORT; 0: no metrics"
+    )
+
+    submit = sub.add_parser("submit", help="create a work order from a chat message")
+    submit.add_argument("--repo", required=True, type=_non_empty("--repo"), help="URL or path")
+    submit.add_argument("--prompt", required=True, type=_prompt)
+    submit.add_argument(
+        "--base",
+        type=_single_token("--base"),
+        help="base branch (default: the remote's default branch)",
+    )
+    submit.add_argument(
+        "--branch",
+        type=_single_token("--branch"),
+        help="work branch (default: codex/<work order id>)",
+    )
+    submit.add_argument(
+        "--user",
+        type=_non_empty("--user"),
+        default=os.environ.get("USER") or "cli",
+        help="chat user id",
+    )
+    submit.add_argument(
+        "--title",
+        type=_non_empty("--title"),
+        help="work order summary (default: the prompt's first line)",
+    )
+    submit.add_argument("--check", action="append", default=[], metavar="CMD", help="repeatable")
+    submit.add_argument("--session", type=_single_token("--session"), help="reuse this session")
+    submit.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    submit.add_argument(
+        "--timeout", type=_positive_float, default=None, help="seconds to wait at most"
+    )
+    submit.add_argument("--json", action="store_true", help="machine-readable output")
+
+    runs = sub.add_parser("runs", help="list runs or show one run's timeline")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
+    runs_list = runs_sub.add_parser("list", help="recent runs, newest first")
+    runs_list.add_argument("--status", choices=RUN_STATUSES)
+    runs_list.add_argument("--limit", type=_positive_int, default=20)
+    runs_list.add_argument("--json", action="store_true")
+    runs_show = runs_sub.add_parser("show", help="one run's timeline")
+    runs_show.add_argument("run_id", metavar="RUN_ID", type=_non_empty("RUN_ID"))
+    runs_show.add_argument("--json", action="store_true")
+
+    replay = sub.add_parser("replay", help="replay recent histories against the current code")
+    replay.add_argument("--limit", type=_positive_int, default=20)
+    replay.add_argument("--workflow-id", action="append", default=[])
+    replay.add_argument("--json", action="store_true")
+    return parser
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"jangar: {message}", file=sys.stderr)
+    return code
+
+
+async def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.convex_client import ConvexFunctionError, ConvexRequestError
+    from worker.cli.submit import (
+        SubmitRequest,
+        create_work_order,
+        follow,
+        normalize_repo,
+        print_timeline,
+        start_now,
+    )
+    from worker.factories import convex_client
+    from worker.runtime.dispatcher import InvalidWorkOrder
+
+    try:
+        repo = normalize_repo(args.repo)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    request = SubmitRequest(
+        repo=repo,
+        prompt=args.prompt,
+        base=args.base,
+        branch=args.branch,
+        user=args.user,
+        title=args.title,
+        checks=[c for c in args.check if c.strip()],
+        session=args.session,
+    )
+    async with convex_client(settings) as convex:
+        if args.session:
+            try:
+                await convex.query("sessions:getWithThreads", {"sessionId": args.session})
+            except (ConvexFunctionError, ConvexRequestError):
+                raise UsageError(f"--session: no chat session {args.session!r}") from None
+        submitted = await create_work_order(convex, request)
+        if not args.json:
+            print(f"work order {submitted.work_order_id}", flush=True)
+        try:
+            await start_now(convex, settings, submitted, request.prompt)
+        except InvalidWorkOrder as exc:
+            print(f"jangar: work order {submitted.work_order_id} rejected: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps(submitted.as_json(), indent=2))
+            return 1
+        if not args.json:
+            print(f"workflow {submitted.workflow_id}", flush=True)
+        if args.wait:
+            try:
+                async with asyncio.timeout(args.timeout):
+                    await follow(convex, submitted, live=not args.json)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"--timeout: the run did not finish within {args.timeout:g}s "
+                    f"(work order {submitted.work_order_id})"
+                ) from None
+    if args.json:
+        print(json.dumps(submitted.as_json(), indent=2))
+    else:
+        if submitted.timeline is not None:
+            print()
+        print_timeline(submitted)
+    if args.wait:
+        return 0 if submitted.status == "succeeded" else 1
+    return 0
+
+
+async def _runs(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.convex_client import ConvexFunctionError, ConvexRequestError
+    from worker.cli.render import runs_table, timeline_text
+    from worker.cli.submit import fetch_timeline
+    from worker.factories import convex_client
+
+    async with convex_client(settings) as convex:
+        if args.runs_command == "list":
+            query: dict[str, Any] = {"limit": args.limit}
+            if args.status:
+                query["status"] = args.status
+            runs = await convex.query("runs:list", query)
+            if args.json:
+                print(json.dumps(runs, indent=2))
+            else:
+                print(runs_table(runs) if runs else "no runs")
+            return 0
+        try:
+            timeline = await fetch_timeline(convex, args.run_id)
+        except ConvexFunctionError as exc:
+            if exc.code != "NOT_FOUND":
+                raise
+            raise UsageError(f"RUN_ID: no run {args.run_id!r}") from None
+        except ConvexRequestError as exc:
+            if "Validator error" not in str(exc):
+                raise
+            raise UsageError(f"RUN_ID: {args.run_id!r} is not a run id") from None
+        print(json.dumps(timeline, indent=2) if args.json else timeline_text(timeline))
+        return 0
+
+
+async def _dispatcher(settings: Settings) -> int:
+    from worker.factories import convex_client
+    from worker.logging import configure_logging
+    from worker.runtime.dispatcher import Dispatcher
+    from worker.runtime.temporal_client import connect_temporal
+    from worker.runtime.workers import install_stop_signals
+
+    configure_logging(settings.log_level, settings.log_format)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    client = await connect_temporal(settings)
+    async with convex_client(settings) as convex:
+        await Dispatcher(client, convex, settings).run(stop)
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.command == "worker":
+        from worker.runtime.workers import run_worker
+
+        await run_worker(settings)
+        return 0
+    if args.command == "dispatcher":
+        return await _dispatcher(settings)
+    if args.command == "dev":
+        from worker.local.dev_stack import run_dev_stack
+
+        return await run_dev_stack(args, settings)
+    # Client commands: library warnings go to stderr, never into stdout's results.
+    from worker.logging import configure_logging
+
+    configure_logging("WARNING", "console")
+    if args.command == "submit":
+        return await _submit(args, settings)
+    if args.command == "runs":
+        return await _runs(args, settings)
+    if args.command == "replay":
+        from worker.cli.replay import replay_recent
+
+        return await replay_recent(settings, args.limit, args.workflow_id, as_json=args.json)
+    raise UsageError(f"unknown command {args.command!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code.
+
+    As the console script (``argv`` None) the process then ends with ``os._exit`` after
+    flushing its output: Temporal's Rust threads can outlive the event loop and abort the
+    interpreter's teardown (temporalio/sdk-python#300, "PyGILState_Release ... finalizing"),
+    which would turn a clean exit 0 into SIGABRT.
+    """
+    code = _main(argv)
+    if argv is None:
+        _hard_exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from activities.convex_client import ConvexClientError
+    from worker.local.local_convex import BackendStartError
+    from worker.local.processes import StackError
+    from worker.runtime.temporal_client import TemporalConnectError
+    from worker.runtime.workers import WorkerFailed
+
+    try:
+        return asyncio.run(_run(args))
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        return _fail(str(exc), 2)
+    except SettingsError as exc:
+        return _fail(str(exc), 2)
+    except ConvexClientError as exc:
+        return _fail(f"Convex: {exc}")
+    except (TemporalConnectError, StackError, BackendStartError, WorkerFailed) as exc:
+        return _fail(str(exc))
+    except TimeoutError as exc:
+        return _fail(str(exc) or "timed out")
+    except KeyboardInterrupt:
+        return 130
+
+
+def _hard_exit(code: int) -> NoReturn:
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
