@@ -7,18 +7,21 @@ worker's disk (does the local repository exist, is the workspace there) is check
 activity. Validation errors say what is accepted and never echo the value
 (``hide_input_in_errors``): a repository URL may carry a token.
 
-Results are self-contained: the workflow records each one as a step payload, an event or an
-artifact without looking anything else up. Durations are whole milliseconds, like Convex's.
+Results are self-contained: each says how it is recorded (``step_record()``: the step's status,
+its payload as Convex stores it, its log URL), so the workflow records a step without building
+payloads itself. Durations are whole milliseconds, like Convex's.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
+from activities.persistence_models import StepStatus
 from activities.repo_url import classify_repo
 
 # The most progress summaries an AgentResult carries (the first few and the latest ones).
@@ -100,6 +103,35 @@ class JobModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
+class StepRecord(BaseModel):
+    """How a finished step is recorded in Convex: its status, its payload and its log."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: StepStatus
+    payload: dict[str, Any] | None = None
+    log_url: str | None = None
+
+
+class HasStepRecord(Protocol):
+    """A job activity's result: it knows how its step is recorded."""
+
+    def step_record(self) -> StepRecord: ...
+
+
+class Payload(BaseModel):
+    """Base of a step payload: snake_case here, the camelCase Convex column style when stored."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The payload as stored: camelCase keys; optional fields left at their default are
+        left out, required ones are kept even when None (a timed-out check's exit code)."""
+        return self.model_dump(by_alias=True, exclude_defaults=True)
+
+
 WorkspacePath = Annotated[str, Field(min_length=2, max_length=4096)]
 Repo = Annotated[str, Field(min_length=1, max_length=4096)]
 
@@ -158,6 +190,19 @@ class Workspace(JobModel):
         description="The preparing worker's own task queue: the workspace lives on that worker, "
         "so the job's later workspace activities are routed there. None: the job's own queue.",
     )
+
+    def step_record(self) -> StepRecord:
+        return StepRecord(
+            status="succeeded",
+            payload=WorkspacePayload(branch=self.branch, base_sha=self.base_sha).dump(),
+        )
+
+
+class WorkspacePayload(Payload):
+    """``prepare_workspace``'s step payload."""
+
+    branch: str
+    base_sha: str
 
 
 # --- run_agent ------------------------------------------------------------------------------
@@ -223,6 +268,34 @@ class AgentResult(JobModel):
     usage: AgentUsage | None = None
     duration_ms: int = Field(ge=0)
 
+    def step_record(self) -> StepRecord:
+        payload = AgentPayload(
+            outcome=self.outcome,
+            exit_code=self.exit_code,
+            duration_ms=self.duration_ms,
+            lines=self.lines,
+            json_events=self.json_events,
+            final_message=self.final_message[:2000] if self.final_message else None,
+            message=self.failure_reason,
+        )
+        return StepRecord(
+            status="succeeded" if self.succeeded else "failed",
+            payload=payload.dump(),
+            log_url=self.log_url,
+        )
+
+
+class AgentPayload(Payload):
+    """``run_agent``'s step payload; ``message`` says why it failed."""
+
+    outcome: AgentOutcome
+    exit_code: int | None
+    duration_ms: int
+    lines: int
+    json_events: int
+    final_message: str | None = None
+    message: str | None = None
+
 
 # --- run_check ------------------------------------------------------------------------------
 
@@ -256,6 +329,30 @@ class CheckResult(JobModel):
     log_path: str
     log_url: str
     output_tail: str = Field(max_length=4000, description="The last lines of output.")
+
+    def step_record(self) -> StepRecord:
+        payload = CheckPayload(
+            command=self.command,
+            exit_code=self.exit_code,
+            timed_out=self.timed_out,
+            duration_ms=self.duration_ms,
+            output_tail=None if self.passed else self.output_tail[-1000:],
+        )
+        return StepRecord(
+            status="succeeded" if self.passed else "failed",
+            payload=payload.dump(),
+            log_url=self.log_url,
+        )
+
+
+class CheckPayload(Payload):
+    """A check step's payload; the output's tail only when it failed."""
+
+    command: str
+    exit_code: int | None
+    timed_out: bool
+    duration_ms: int
+    output_tail: str | None = None
 
 
 # --- commit_and_push ------------------------------------------------------------------------
@@ -321,6 +418,24 @@ class CommitResult(JobModel):
     insertions: int = Field(ge=0)
     deletions: int = Field(ge=0)
 
+    def step_record(self) -> StepRecord:
+        payload = CommitPayload(
+            changed=self.changed,
+            commit_sha=self.commit_sha,
+            files_changed=self.files_changed,
+            reason=self.reason,
+        )
+        return StepRecord(status="succeeded", payload=payload.dump())
+
+
+class CommitPayload(Payload):
+    """``commit_and_push``'s step payload; ``reason`` says why nothing was committed."""
+
+    changed: bool
+    commit_sha: str | None
+    files_changed: int
+    reason: str | None = None
+
 
 # --- open_pull_request ----------------------------------------------------------------------
 
@@ -353,3 +468,17 @@ class PullRequestResult(JobModel):
     number: int | None = None
     created: bool = Field(default=False, description="False when an open one already existed.")
     repository: str | None = Field(default=None, description="owner/name on GitHub.")
+
+    def step_record(self) -> StepRecord:
+        if self.skipped:
+            return StepRecord(status="skipped", payload={"reason": self.reason})
+        payload = PullRequestPayload(url=self.url, number=self.number, created=self.created)
+        return StepRecord(status="succeeded", payload=payload.dump())
+
+
+class PullRequestPayload(Payload):
+    """``open_pull_request``'s step payload."""
+
+    url: str | None
+    number: int | None
+    created: bool

@@ -33,46 +33,60 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.jobs import JobActivities
     from activities.models import (
         AgentResult,
         CaptureDiffInput,
-        CheckResult,
         CommitAndPushInput,
-        CommitResult,
-        DiffResult,
+        HasStepRecord,
         OpenPullRequestInput,
         PrepareWorkspaceInput,
-        PullRequestResult,
         RunAgentInput,
         RunCheckInput,
+        StepRecord,
         Workspace,
     )
+    from activities.persistence import PersistenceActivities
     from activities.persistence_models import (
         ArtifactAdd,
         ArtifactType,
         EventAppend,
         EventType,
         RunStart,
-        RunStatusResult,
         RunStatusUpdate,
         StepKind,
-        StepResult,
         StepStatus,
         StepUpdate,
     )
     from workflows.models import CodexJobInput, CodexJobResult, JobProgress, JobStatus
     from workflows.policies import (
         AGENT_RETRY,
+        CAPTURE_DIFF_START_TO_CLOSE,
         CONVEX_PATIENCE,
         HEARTBEAT_TIMEOUT,
         JOB_RETRY,
         PERSISTENCE_RETRY,
         PERSISTENCE_START_TO_CLOSE,
+        PULL_REQUEST_START_TO_CLOSE,
         WORKSPACE_SCHEDULE_TO_START,
+        agent_start_to_close,
+        check_start_to_close,
+        git_start_to_close,
     )
 
+A = TypeVar("A")
 T = TypeVar("T")
-Outcome = tuple[StepStatus, dict[str, Any], str | None]
+R = TypeVar("R", bound=HasStepRecord)
+JobActivity = Callable[[JobActivities, A], Awaitable[T]]
+"""A job activity by reference (``JobActivities.run_agent``): typed input and result."""
+PersistenceActivity = Callable[[PersistenceActivities, A], Awaitable[T]]
+"""A persistence activity by reference (``PersistenceActivities.upsert_step``)."""
+
+
+def step_name(activity: Callable[..., Any]) -> str:
+    """The name a step is recorded under: the method name of the activity that does it (also
+    its registered activity name), so the timeline reads like the code."""
+    return activity.__name__
 
 
 class StepFailed(Exception):
@@ -130,7 +144,7 @@ class CodexJobWorkflow:
         self._work_order_id = job.work_order_id
         branch = job.branch_hint or f"codex/{job.work_order_id}"
         self._run_id = await self._persist(
-            "record_run_start",
+            PersistenceActivities.record_run_start,
             RunStart(
                 workflow_request_id=job.work_order_id,
                 temporal_workflow_id=info.workflow_id,
@@ -140,7 +154,6 @@ class CodexJobWorkflow:
                 branch=branch,
                 started_at=self._now(),
             ),
-            str,
         )
         self._status = "running"
         self._event("state_change", {"status": "running", "branch": branch})
@@ -166,40 +179,37 @@ class CodexJobWorkflow:
 
     async def _job(self, job: CodexJobInput, branch: str, result: CodexJobResult) -> CodexJobResult:
         ws = await self._step(
-            "prepare_workspace",
+            step_name(JobActivities.prepare_workspace),
             "activity",
-            lambda: workflow.execute_activity(
-                "prepare_workspace",
+            lambda: workflow.execute_activity_method(
+                JobActivities.prepare_workspace,
                 PrepareWorkspaceInput(
                     work_order_id=job.work_order_id,
                     repo=job.repo,
                     base_branch=job.base_branch,
                     branch=branch,
                 ),
-                result_type=Workspace,
-                start_to_close_timeout=timedelta(seconds=job.limits.git_timeout_seconds),
+                start_to_close_timeout=git_start_to_close(job.limits),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=JOB_RETRY,
             ),
-            lambda w: ("succeeded", {"branch": w.branch, "baseSha": w.base_sha}, None),
         )
         try:
             await self._step(
-                "run_agent",
+                step_name(JobActivities.run_agent),
                 "activity",
                 lambda: self._on_workspace(
                     ws,
-                    "run_agent",
+                    JobActivities.run_agent,
                     RunAgentInput(
                         workspace=ws.path,
                         prompt=job.prompt,
                         timeout_seconds=job.limits.agent_timeout_seconds,
                     ),
-                    AgentResult,
-                    timedelta(seconds=job.limits.agent_timeout_seconds + 120),
-                    AGENT_RETRY,
+                    start_to_close=agent_start_to_close(job.limits),
+                    retry=AGENT_RETRY,
                 ),
-                self._agent_outcome,
+                on_result=self._record_agent_output,
             )
             for index, command in enumerate(job.checks, start=1):
                 await self._check(ws, job, index, command)
@@ -207,11 +217,11 @@ class CodexJobWorkflow:
             await self._capture_diff(ws)
             raise
         commit = await self._step(
-            "commit_and_push",
+            step_name(JobActivities.commit_and_push),
             "activity",
             lambda: self._on_workspace(
                 ws,
-                "commit_and_push",
+                JobActivities.commit_and_push,
                 CommitAndPushInput(
                     workspace=ws.path,
                     repo=job.repo,
@@ -219,33 +229,22 @@ class CodexJobWorkflow:
                     base_sha=ws.base_sha,
                     message=f"{job.title}\n\n{job.prompt}"[:20_000],
                 ),
-                CommitResult,
-                timedelta(seconds=job.limits.git_timeout_seconds),
-                JOB_RETRY,
-            ),
-            lambda c: (
-                "succeeded",
-                {
-                    "changed": c.changed,
-                    "commitSha": c.commit_sha,
-                    "filesChanged": c.files_changed,
-                    **({"reason": c.reason} if c.reason else {}),
-                },
-                None,
+                start_to_close=git_start_to_close(job.limits),
+                retry=JOB_RETRY,
             ),
         )
         if not commit.changed:
             self._event("comment", {"message": f"nothing to commit: {commit.reason}"})
-            self._skip("open_pull_request", "nothing to commit")
+            self._skip(step_name(JobActivities.open_pull_request), "nothing to commit")
             return result
         if commit.diff_url:
             self._artifact("diff", commit.diff_url, "diff against the base branch", "diff")
         result = result.model_copy(update={"commit_sha": commit.commit_sha})
         pr = await self._step(
-            "open_pull_request",
+            step_name(JobActivities.open_pull_request),
             "activity",
-            lambda: workflow.execute_activity(
-                "open_pull_request",
+            lambda: workflow.execute_activity_method(
+                JobActivities.open_pull_request,
                 OpenPullRequestInput(
                     repo=job.repo,
                     branch=ws.branch,
@@ -253,14 +252,8 @@ class CodexJobWorkflow:
                     title=job.title[:256],
                     body=job.prompt[:60_000],
                 ),
-                result_type=PullRequestResult,
-                start_to_close_timeout=timedelta(minutes=2),
+                start_to_close_timeout=PULL_REQUEST_START_TO_CLOSE,
                 retry_policy=JOB_RETRY,
-            ),
-            lambda p: (
-                ("skipped", {"reason": p.reason}, None)
-                if p.skipped
-                else ("succeeded", {"url": p.url, "number": p.number, "created": p.created}, None)
             ),
         )
         if pr.skipped or pr.url is None:
@@ -275,57 +268,33 @@ class CodexJobWorkflow:
             "check",
             lambda: self._on_workspace(
                 ws,
-                "run_check",
+                JobActivities.run_check,
                 RunCheckInput(
                     workspace=ws.path,
                     command=command,
                     index=index,
                     timeout_seconds=job.limits.check_timeout_seconds,
                 ),
-                CheckResult,
-                timedelta(seconds=job.limits.check_timeout_seconds + 60),
-                JOB_RETRY,
-            ),
-            lambda c: (
-                "succeeded" if c.passed else "failed",
-                {
-                    "command": c.command,
-                    "exitCode": c.exit_code,
-                    "timedOut": c.timed_out,
-                    "durationMs": c.duration_ms,
-                    **({} if c.passed else {"outputTail": c.output_tail[-1000:]}),
-                },
-                c.log_url,
+                start_to_close=check_start_to_close(job.limits),
+                retry=JOB_RETRY,
             ),
         )
 
-    def _agent_outcome(self, agent: AgentResult) -> Outcome:
+    def _record_agent_output(self, agent: AgentResult) -> None:
+        """The agent's log artifact and its progress summaries, beside its step record."""
         self._artifact("log", agent.log_url, "agent log", "agent-log")
         for item in agent.progress:
             self._event("system", {"agent": item.model_dump(mode="json")})
-        payload: dict[str, Any] = {
-            "outcome": agent.outcome,
-            "exitCode": agent.exit_code,
-            "durationMs": agent.duration_ms,
-            "lines": agent.lines,
-            "jsonEvents": agent.json_events,
-        }
-        if agent.final_message:
-            payload["finalMessage"] = agent.final_message[:2000]
-        if agent.failure_reason:
-            payload["message"] = agent.failure_reason
-        return ("succeeded" if agent.succeeded else "failed", payload, agent.log_url)
 
     async def _capture_diff(self, ws: Workspace) -> None:
         """After a failure, still record what the agent changed (a record, not a step)."""
         try:
             diff = await self._on_workspace(
                 ws,
-                "capture_diff",
+                JobActivities.capture_diff,
                 CaptureDiffInput(workspace=ws.path, base_sha=ws.base_sha),
-                DiffResult,
-                timedelta(minutes=5),
-                JOB_RETRY,
+                start_to_close=CAPTURE_DIFF_START_TO_CLOSE,
+                retry=JOB_RETRY,
             )
         except ActivityError as err:
             self._event("system", {"message": f"diff not captured: {failure_reason('diff', err)}"})
@@ -336,17 +305,16 @@ class CodexJobWorkflow:
     def _on_workspace(
         self,
         ws: Workspace,
-        activity: str,
-        arg: Any,
-        result_type: type[T],
+        activity: JobActivity[A, T],
+        arg: A,
+        *,
         start_to_close: timedelta,
         retry: RetryPolicy,
     ) -> Awaitable[T]:
-        """An activity that needs the workspace, sent to the worker that holds it."""
-        return workflow.execute_activity(
+        """A job activity that needs the workspace, sent to the worker that holds it."""
+        return workflow.execute_activity_method(
             activity,
             arg,
-            result_type=result_type,
             task_queue=ws.task_queue or workflow.info().task_queue,
             schedule_to_start_timeout=WORKSPACE_SCHEDULE_TO_START if ws.task_queue else None,
             start_to_close_timeout=start_to_close,
@@ -360,10 +328,13 @@ class CodexJobWorkflow:
         self,
         name: str,
         kind: StepKind,
-        call: Callable[[], Awaitable[T]],
-        outcome: Callable[[T], Outcome],
-    ) -> T:
-        """Run one step: record it running, run it, record how it ended; a failure stops the job."""
+        call: Callable[[], Awaitable[R]],
+        *,
+        on_result: Callable[[R], None] | None = None,
+    ) -> R:
+        """Run one step: record it running, run it, record how it ended (the result's own
+        ``step_record()``); a failure stops the job. ``on_result`` records what else the
+        result carries (artifacts, events) before the step's end is recorded."""
         started = self._now()
         self._current_step = name
         self._write_step(name, kind, "running", started_at=started)
@@ -373,40 +344,37 @@ class CodexJobWorkflow:
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 # The job was cancelled and the activity has stopped (its process is killed).
-                self._end_step(name, kind, "canceled", started, None, None)
+                self._end_step(name, kind, started, StepRecord(status="canceled"))
                 raise asyncio.CancelledError() from err
             reason = failure_reason(name, err)
-            self._end_step(name, kind, "failed", started, {"error": reason}, None)
+            self._end_step(
+                name, kind, started, StepRecord(status="failed", payload={"error": reason})
+            )
             raise StepFailed(reason) from err
         except asyncio.CancelledError:
-            self._end_step(name, kind, "canceled", started, None, None)
+            self._end_step(name, kind, started, StepRecord(status="canceled"))
             raise
-        status, payload, log_url = outcome(value)
-        self._end_step(name, kind, status, started, payload, log_url)
-        if status == "failed":
+        if on_result is not None:
+            on_result(value)
+        record = value.step_record()
+        self._end_step(name, kind, started, record)
+        if record.status == "failed":
+            payload = record.payload or {}
             message = payload.get("message") or f"{name} failed"
             raise StepFailed({"step": name, "type": "StepFailed", **payload, "message": message})
         return value
 
-    def _end_step(
-        self,
-        name: str,
-        kind: StepKind,
-        status: StepStatus,
-        started: float,
-        payload: dict[str, Any] | None,
-        log_url: str | None,
-    ) -> None:
+    def _end_step(self, name: str, kind: StepKind, started: float, record: StepRecord) -> None:
         self._write_step(
             name,
             kind,
-            status,
+            record.status,
             started_at=started,
             ended_at=self._now(),
-            payload=payload,
-            log_url=log_url,
+            payload=record.payload,
+            log_url=record.log_url,
         )
-        self._event("state_change", {"step": name, "status": status})
+        self._event("state_change", {"step": name, "status": record.status})
         self._steps_done.append(name)
         self._current_step = None
 
@@ -428,19 +396,17 @@ class CodexJobWorkflow:
         self._clock = max(float(int(workflow.now().timestamp() * 1000)), self._clock + 1)
         return self._clock
 
-    async def _persist(self, activity: str, arg: Any, result_type: type[T]) -> T:
-        value: T = await workflow.execute_activity(
+    async def _persist(self, activity: PersistenceActivity[A, T], arg: A) -> T:
+        return await workflow.execute_activity_method(
             activity,
             arg,
-            result_type=result_type,
             start_to_close_timeout=PERSISTENCE_START_TO_CLOSE,
             schedule_to_close_timeout=CONVEX_PATIENCE,
             retry_policy=PERSISTENCE_RETRY,
         )
-        return value
 
-    def _in_background(self, activity: str, arg: Any, result_type: type[Any]) -> None:
-        self._writes.append(asyncio.create_task(self._persist(activity, arg, result_type)))
+    def _in_background(self, activity: PersistenceActivity[A, Any], arg: A) -> None:
+        self._writes.append(asyncio.create_task(self._persist(activity, arg)))
 
     def _key(self, suffix: str) -> str:
         info = workflow.info()
@@ -449,7 +415,7 @@ class CodexJobWorkflow:
     def _write_step(self, name: str, kind: StepKind, status: StepStatus, **fields: Any) -> None:
         assert self._run_id is not None
         update = StepUpdate(run_id=self._run_id, name=name, kind=kind, status=status, **fields)
-        self._in_background("upsert_step", update, StepResult)
+        self._in_background(PersistenceActivities.upsert_step, update)
 
     def _event(self, type_: EventType, data: dict[str, Any]) -> None:
         assert self._run_id is not None
@@ -462,7 +428,7 @@ class CodexJobWorkflow:
             idempotency_key=self._key(f"event/{self._event_seq}"),
             created_at=self._now(),
         )
-        self._in_background("append_event", event, str)
+        self._in_background(PersistenceActivities.append_event, event)
 
     def _artifact(self, type_: ArtifactType, url: str, label: str, name: str) -> None:
         assert self._run_id is not None
@@ -474,7 +440,7 @@ class CodexJobWorkflow:
             idempotency_key=self._key(f"artifact/{name}"),
             created_at=self._now(),
         )
-        self._in_background("add_artifact", artifact, str)
+        self._in_background(PersistenceActivities.add_artifact, artifact)
 
     async def _finish(self, result: CodexJobResult) -> None:
         """Record the final status, then wait for every record still in flight."""
@@ -485,7 +451,7 @@ class CodexJobWorkflow:
             data["reason"] = result.failure_reason
         self._event("state_change", data)
         self._in_background(
-            "update_run_status",
+            PersistenceActivities.update_run_status,
             RunStatusUpdate(
                 run_id=self._run_id,
                 status=result.status,
@@ -494,7 +460,6 @@ class CodexJobWorkflow:
                 pr_url=result.pr_url,
                 commit_sha=result.commit_sha,
             ),
-            RunStatusResult,
         )
         outcomes = await asyncio.gather(*self._writes, return_exceptions=True)
         errors = [o for o in outcomes if isinstance(o, BaseException)]

@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
+from workflows.models import JobLimits
+
 # Kept here as literals (not imported from activities/) so workflow code stays import-light.
 NON_RETRYABLE_PERSISTENCE_ERRORS = [
     "INVALID_ARGUMENT",
@@ -54,3 +56,26 @@ HEARTBEAT_THROTTLE = timedelta(seconds=2)
 # A workspace activity waits this long for the worker that holds the workspace; after that the
 # worker is taken as lost and the step fails with type "WorkerLost".
 WORKSPACE_SCHEDULE_TO_START = timedelta(minutes=10)
+
+# Start-to-close of the steps whose work has a time limit of its own: that limit plus a margin
+# for stopping the process group and writing the log, so the activity reports its own time-out
+# as a result before Temporal times the attempt out.
+AGENT_STOP_MARGIN = timedelta(seconds=120)
+CHECK_STOP_MARGIN = timedelta(seconds=60)
+PULL_REQUEST_START_TO_CLOSE = timedelta(minutes=2)
+CAPTURE_DIFF_START_TO_CLOSE = timedelta(minutes=5)
+
+
+def agent_start_to_close(limits: JobLimits) -> timedelta:
+    """The agent step's start-to-close: its time limit plus the stop margin."""
+    return timedelta(seconds=limits.agent_timeout_seconds) + AGENT_STOP_MARGIN
+
+
+def check_start_to_close(limits: JobLimits) -> timedelta:
+    """One check step's start-to-close: its time limit plus the stop margin."""
+    return timedelta(seconds=limits.check_timeout_seconds) + CHECK_STOP_MARGIN
+
+
+def git_start_to_close(limits: JobLimits) -> timedelta:
+    """A git step's start-to-close (prepare, commit and push): the git time limit."""
+    return timedelta(seconds=limits.git_timeout_seconds)

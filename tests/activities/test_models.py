@@ -201,3 +201,87 @@ def test_results_survive_the_pydantic_data_converter() -> None:
     payloads = converter.to_payloads([result])
     (back,) = converter.from_payloads(payloads, [AgentResult])
     assert back == result
+
+
+# --- how each result is recorded (step_record) ------------------------------------------------
+
+
+def test_a_failed_agent_is_recorded_failed_with_its_reason_exit_code_and_log() -> None:
+    from activities.models import AgentResult
+
+    agent = AgentResult(
+        outcome="failed",
+        succeeded=False,
+        exit_code=3,
+        timed_out=False,
+        failure_reason="the agent exited 3",
+        log_path="/x/agent.log",
+        log_url="file:///x/agent.log",
+        progress=(),
+        progress_dropped=0,
+        lines=7,
+        json_events=2,
+        final_message="done " * 800,
+        duration_ms=1500,
+    )
+    record = agent.step_record()
+    assert record.status == "failed"
+    assert record.log_url == "file:///x/agent.log"
+    assert record.payload is not None
+    assert record.payload["message"] == "the agent exited 3"
+    assert record.payload["exitCode"] == 3
+    assert (record.payload["lines"], record.payload["jsonEvents"]) == (7, 2)
+    assert len(record.payload["finalMessage"]) == 2000
+
+
+def test_a_timed_out_check_keeps_a_null_exit_code_and_its_output_tail() -> None:
+    from activities.models import CheckResult
+
+    check = CheckResult(
+        index=1,
+        command="pytest -q",
+        passed=False,
+        exit_code=None,
+        timed_out=True,
+        duration_ms=10,
+        log_path="/x/check.log",
+        log_url="file:///x/check.log",
+        output_tail="x" * 3000,
+    )
+    record = check.step_record()
+    assert record.status == "failed"
+    assert record.payload is not None
+    assert "exitCode" in record.payload and record.payload["exitCode"] is None
+    assert record.payload["timedOut"] is True
+    assert len(record.payload["outputTail"]) == 1000
+    passed = check.model_copy(update={"passed": True, "exit_code": 0, "timed_out": False})
+    assert passed.step_record().status == "succeeded"
+    assert "outputTail" not in (passed.step_record().payload or {})
+
+
+def test_a_skipped_pull_request_and_an_unchanged_commit_say_why() -> None:
+    from activities.models import CommitResult, PullRequestResult
+
+    skipped = PullRequestResult(skipped=True, reason="no GitHub token").step_record()
+    assert (skipped.status, skipped.payload) == ("skipped", {"reason": "no GitHub token"})
+    unchanged = CommitResult(
+        changed=False,
+        reason="the agent made no changes",
+        committed=False,
+        pushed=False,
+        branch="b",
+        base_sha="a" * 40,
+        commit_sha=None,
+        diff_path=None,
+        diff_url=None,
+        files_changed=0,
+        insertions=0,
+        deletions=0,
+    ).step_record()
+    assert unchanged.status == "succeeded"
+    assert unchanged.payload == {
+        "changed": False,
+        "commitSha": None,
+        "filesChanged": 0,
+        "reason": "the agent made no changes",
+    }
