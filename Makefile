@@ -32,7 +32,8 @@ lint: setup
 	npx tsc --noEmit -p convex
 	npx tsc --noEmit -p tools/local-backend
 
-codegen: $(STAMPS)/npm
+codegen: $(STAMPS)/npm $(STAMPS)/py
+	$(BIN)/python -m tools.contract
 	npx convex codegen --system-udfs --typecheck disable
 
 clean:

@@ -21,6 +21,13 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from activities.contract import (
+    MAX_BRANCH_LENGTH,
+    MAX_CHECKS,
+    MAX_PROMPT_CHARS,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+)
 from activities.persistence_models import StepStatus
 from activities.repo_url import classify_repo
 
@@ -43,8 +50,8 @@ def check_branch_name(name: str) -> str:
     if not name:
         raise ValueError("branch name is empty")
     problems: list[str] = []
-    if len(name) > 200:
-        problems.append("is longer than 200 characters")
+    if len(name) > MAX_BRANCH_LENGTH:
+        problems.append(f"is longer than {MAX_BRANCH_LENGTH} characters")
     if name.startswith("-"):
         problems.append("starts with '-'")
     if name in ("@", "HEAD"):
@@ -133,7 +140,9 @@ class Payload(BaseModel):
 
 
 WorkspacePath = Annotated[str, Field(min_length=2, max_length=4096)]
-Repo = Annotated[str, Field(min_length=1, max_length=4096)]
+Repo = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+PR_TITLE_LENGTH = 256
+"""GitHub's limit on a pull request title; a longer job title is cut to it."""
 
 
 # --- prepare_workspace ----------------------------------------------------------------------
@@ -212,7 +221,7 @@ class RunAgentInput(JobModel):
     """Run the agent command (JobConfig.codex_command, then the prompt) in the workspace."""
 
     workspace: WorkspacePath
-    prompt: str = Field(min_length=1, max_length=200_000)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     timeout_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -304,8 +313,10 @@ class RunCheckInput(JobModel):
     """Run one check command (a shell string, ``/bin/sh -c``) in the workspace."""
 
     workspace: WorkspacePath
-    command: str = Field(min_length=1, max_length=8000)
-    index: int = Field(ge=0, le=999, description="Position in the check list; names the log.")
+    command: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    index: int = Field(
+        ge=0, le=MAX_CHECKS, description="Position in the check list; names the log."
+    )
     timeout_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -446,7 +457,7 @@ class OpenPullRequestInput(JobModel):
     repo: Repo = Field(description="The work order's repo (origin's URL).")
     branch: str = Field(description="The pushed work branch (the PR's head).")
     base_branch: str
-    title: str = Field(min_length=1, max_length=256)
+    title: str = Field(min_length=1, max_length=PR_TITLE_LENGTH)
     body: str = Field(default="", max_length=60_000)
     draft: bool = False
 

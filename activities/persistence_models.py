@@ -7,18 +7,27 @@ Idempotency keys and timestamps are chosen by the workflow (deterministically), 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
-StepStatus = Literal["pending", "running", "succeeded", "failed", "canceled", "skipped"]
-StepKind = Literal["activity", "hook", "check"]
-ArtifactType = Literal["pr", "diff", "file", "log", "screenshot"]
-EventType = Literal["state_change", "comment", "system"]
+from activities.contract import (
+    MAX_BRANCH_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+    ArtifactType,
+    EventType,
+    StepKind,
+    StepStatus,
+)
+from activities.contract import WorkStatus as RunStatus
 
-_ID = Field(min_length=1, max_length=256)
+__all__ = ["ArtifactType", "EventType", "RunStatus", "StepKind", "StepStatus"]
+
+_ID = Field(min_length=1, max_length=MAX_ID_LENGTH)
 
 
 class ConvexArgs(BaseModel):
@@ -41,8 +50,8 @@ class RunStart(ConvexArgs):
     temporal_run_id: str = _ID
     task_queue: str = _ID
     worker_id: str | None = None
-    repo: str = Field(min_length=1, max_length=2048)
-    branch: str = Field(min_length=1, max_length=255)
+    repo: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    branch: str = Field(min_length=1, max_length=MAX_BRANCH_LENGTH)
     started_at: float = Field(ge=0)
 
 
@@ -50,7 +59,7 @@ class StepUpdate(ConvexArgs):
     """Arguments of ``steps:appendOrUpdate``."""
 
     run_id: str = _ID
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     kind: StepKind
     status: StepStatus
     started_at: float | None = Field(default=None, ge=0)
@@ -72,9 +81,9 @@ class ArtifactAdd(ConvexArgs):
 
     run_id: str = _ID
     type: ArtifactType
-    url: str = Field(min_length=1, max_length=4096)
-    label: str = Field(min_length=1, max_length=500)
-    idempotency_key: str = Field(min_length=1, max_length=512)
+    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    label: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    idempotency_key: str = Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
     created_at: float | None = Field(default=None, ge=0)
 
 
@@ -85,7 +94,7 @@ class EventAppend(ConvexArgs):
     workflow_request_id: str = _ID
     type: EventType
     data: dict[str, Any] | None = None
-    idempotency_key: str = Field(min_length=1, max_length=512)
+    idempotency_key: str = Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
     created_at: float | None = Field(default=None, ge=0)
 
 

@@ -8,7 +8,7 @@ import { v } from "convex/values";
 import { internalMutation, query } from "./_generated/server";
 import { fail } from "./lib/errors";
 import {
-  MAX_NAME_LENGTH,
+  MAX_ID_LENGTH,
   MAX_URL_LENGTH,
   assertSizeWithin,
   optionalTimestamp,
@@ -37,7 +37,7 @@ export const TIMELINE_ITEM_LIMIT = 500;
 const runDoc = schema.doc("runs");
 
 function token(field: string, value: string): string {
-  return requireText(field, value, MAX_NAME_LENGTH, { singleToken: true });
+  return requireText(field, value, MAX_ID_LENGTH, { singleToken: true });
 }
 
 /**
@@ -63,7 +63,7 @@ export const start = internalMutation({
     const temporalWorkflowId = token("temporalWorkflowId", args.temporalWorkflowId);
     const temporalRunId = token("temporalRunId", args.temporalRunId);
     const taskQueue = token("taskQueue", args.taskQueue);
-    const workerId = requireText("workerId", args.workerId, MAX_NAME_LENGTH);
+    const workerId = requireText("workerId", args.workerId, MAX_ID_LENGTH);
     const repo = requireRepo(args.repo);
     const branch = token("branch", args.branch);
     const startedAt = requireTimestamp("startedAt", args.startedAt);

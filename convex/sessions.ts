@@ -7,7 +7,7 @@ import { paginationOptsValidator, paginationResultValidator } from "convex/serve
 import { v } from "convex/values";
 import { mutation, query } from "./_generated/server";
 import { fail } from "./lib/errors";
-import { MAX_NAME_LENGTH, MAX_TEXT_LENGTH, boundedText, requireText } from "./lib/guards";
+import { MAX_ID_LENGTH, MAX_TEXT_LENGTH, boundedText, requireText } from "./lib/guards";
 import schema from "./schema";
 
 /** Most recent messages getWithThreads returns (in chronological order). */
@@ -19,7 +19,7 @@ export const create = mutation({
   args: { userId: v.string(), title: v.string() },
   returns: v.id("chat_sessions"),
   handler: async (ctx, args) => {
-    const userId = requireText("userId", args.userId, MAX_NAME_LENGTH);
+    const userId = requireText("userId", args.userId, MAX_ID_LENGTH);
     const title = boundedText("title", args.title, MAX_TEXT_LENGTH);
     const now = Date.now();
     return await ctx.db.insert("chat_sessions", { userId, title, createdAt: now, updatedAt: now });
@@ -31,7 +31,7 @@ export const list = query({
   args: { userId: v.string(), paginationOpts: paginationOptsValidator },
   returns: paginationResultValidator(schema.doc("chat_sessions")),
   handler: async (ctx, args) => {
-    const userId = requireText("userId", args.userId, MAX_NAME_LENGTH);
+    const userId = requireText("userId", args.userId, MAX_ID_LENGTH);
     return await ctx.db
       .query("chat_sessions")
       .withIndex("by_user_and_updated_at", (q) => q.eq("userId", userId))

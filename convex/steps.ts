@@ -9,7 +9,7 @@ import { convexToJson, v, type Value } from "convex/values";
 import type { Doc } from "./_generated/dataModel";
 import { internalMutation } from "./_generated/server";
 import {
-  MAX_NAME_LENGTH,
+  MAX_ID_LENGTH,
   assertSizeWithin,
   optionalTimestamp,
   requireText,
@@ -49,7 +49,7 @@ export const appendOrUpdate = internalMutation({
   },
   returns: v.object({ stepId: v.id("steps"), status: stepStatus, changed: v.boolean() }),
   handler: async (ctx, args) => {
-    const name = requireText("name", args.name, MAX_NAME_LENGTH);
+    const name = requireText("name", args.name, MAX_ID_LENGTH);
     const startedAt = optionalTimestamp("startedAt", args.startedAt);
     const endedAt = optionalTimestamp("endedAt", args.endedAt);
     assertSizeWithin("payload", args.payload);

@@ -7,7 +7,7 @@
 import { v } from "convex/values";
 import { mutation } from "./_generated/server";
 import { fail } from "./lib/errors";
-import { MAX_NAME_LENGTH, assertSizeWithin, optionalText, requireContent } from "./lib/guards";
+import { MAX_ID_LENGTH, assertSizeWithin, optionalText, requireContent } from "./lib/guards";
 import { messageRole } from "./lib/validators";
 
 /**
@@ -27,7 +27,7 @@ export const append = mutation({
   handler: async (ctx, args) => {
     const content = requireContent(args.content);
     assertSizeWithin("metadata", args.metadata);
-    const clientMessageId = optionalText("clientMessageId", args.clientMessageId, MAX_NAME_LENGTH, {
+    const clientMessageId = optionalText("clientMessageId", args.clientMessageId, MAX_ID_LENGTH, {
       singleToken: true,
     });
     const session = await ctx.db.get("chat_sessions", args.sessionId);

@@ -6,9 +6,10 @@
  */
 import { v } from "convex/values";
 import { internalMutation, internalQuery, mutation, query } from "./_generated/server";
+import { MAX_CHECKS } from "./lib/contract";
 import { fail } from "./lib/errors";
 import {
-  MAX_NAME_LENGTH,
+  MAX_ID_LENGTH,
   MAX_TEXT_LENGTH,
   MAX_URL_LENGTH,
   optionalText,
@@ -19,8 +20,8 @@ import {
 import { getWorkOrderOrThrow, moveWorkOrder } from "./lib/lifecycle";
 import schema from "./schema";
 
-/** Most checks a work order may list. */
-export const MAX_CHECKS = 50;
+/** Most checks a work order may list (convex/lib/contract.json). */
+export { MAX_CHECKS };
 
 const workOrderDoc = schema.doc("workflow_requests");
 
@@ -43,10 +44,10 @@ export const createFromMessage = mutation({
   handler: async (ctx, args) => {
     const summary = requireText("summary", args.summary, MAX_TEXT_LENGTH);
     const repo = requireRepo(args.repo);
-    const branchHint = optionalText("branchHint", args.branchHint, MAX_NAME_LENGTH, {
+    const branchHint = optionalText("branchHint", args.branchHint, MAX_ID_LENGTH, {
       singleToken: true,
     });
-    const baseBranch = optionalText("baseBranch", args.baseBranch, MAX_NAME_LENGTH, {
+    const baseBranch = optionalText("baseBranch", args.baseBranch, MAX_ID_LENGTH, {
       singleToken: true,
     });
     if (args.checks !== undefined && args.checks.length > MAX_CHECKS) {
@@ -153,7 +154,7 @@ export const markDispatched = internalMutation({
     const temporalWorkflowId = requireText(
       "temporalWorkflowId",
       args.temporalWorkflowId,
-      MAX_NAME_LENGTH,
+      MAX_ID_LENGTH,
       {
         singleToken: true,
       },

@@ -33,8 +33,10 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.contract import MAX_ID_LENGTH
     from activities.jobs import JobActivities
     from activities.models import (
+        PR_TITLE_LENGTH,
         AgentResult,
         CaptureDiffInput,
         CommitAndPushInput,
@@ -249,7 +251,7 @@ class CodexJobWorkflow:
                     repo=job.repo,
                     branch=ws.branch,
                     base_branch=ws.base_branch,
-                    title=job.title[:256],
+                    title=job.title[:PR_TITLE_LENGTH],
                     body=job.prompt[:60_000],
                 ),
                 start_to_close_timeout=PULL_REQUEST_START_TO_CLOSE,
@@ -264,7 +266,7 @@ class CodexJobWorkflow:
 
     async def _check(self, ws: Workspace, job: CodexJobInput, index: int, command: str) -> None:
         await self._step(
-            f"check {index}: {command}"[:200],
+            f"check {index}: {command}"[:MAX_ID_LENGTH],
             "check",
             lambda: self._on_workspace(
                 ws,

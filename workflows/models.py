@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+from activities.contract import (
+    MAX_BRANCH_LENGTH,
+    MAX_CHECKS,
+    MAX_ID_LENGTH,
+    MAX_JOB_TITLE_LENGTH,
+    MAX_PROMPT_CHARS,
+    MAX_URL_LENGTH,
+)
+from activities.contract import WorkStatus as JobStatus
+
+__all__ = ["CodexJobInput", "CodexJobResult", "JobLimits", "JobProgress", "JobStatus"]
 
 
 class JobLimits(BaseModel):
@@ -24,14 +34,14 @@ class CodexJobInput(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    work_order_id: str = Field(min_length=1, max_length=256)
+    work_order_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     session_id: str | None = None
-    repo: str = Field(min_length=1, max_length=2048)
-    base_branch: str | None = Field(default=None, max_length=255)
-    branch_hint: str | None = Field(default=None, max_length=255)
-    prompt: str = Field(min_length=1, max_length=100_000)
-    title: str = Field(default="Codex job", min_length=1, max_length=300)
-    checks: list[str] = Field(default_factory=list, max_length=50)
+    repo: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    base_branch: str | None = Field(default=None, max_length=MAX_BRANCH_LENGTH)
+    branch_hint: str | None = Field(default=None, max_length=MAX_BRANCH_LENGTH)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    title: str = Field(default="Codex job", min_length=1, max_length=MAX_JOB_TITLE_LENGTH)
+    checks: list[str] = Field(default_factory=list, max_length=MAX_CHECKS)
     limits: JobLimits = Field(default_factory=JobLimits)
 
 

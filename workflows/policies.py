@@ -12,17 +12,13 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
+from activities.contract import ERROR_CODES
+from activities.persistence import CONVEX_REQUEST_ERROR
 from workflows.models import JobLimits
 
-# Kept here as literals (not imported from activities/) so workflow code stays import-light.
-NON_RETRYABLE_PERSISTENCE_ERRORS = [
-    "INVALID_ARGUMENT",
-    "NOT_FOUND",
-    "INVALID_TRANSITION",
-    "TOO_LARGE",
-    "CONFLICT",
-    "ConvexRequestError",
-]
+# Every ConvexError code (convex/lib/contract.json) and a request Convex cannot take: a retry
+# cannot fix them, so they fail at once instead of being retried for CONVEX_PATIENCE.
+NON_RETRYABLE_PERSISTENCE_ERRORS = [*ERROR_CODES, CONVEX_REQUEST_ERROR]
 
 CONVEX_PATIENCE = timedelta(hours=6)
 PERSISTENCE_START_TO_CLOSE = timedelta(seconds=30)

@@ -7,16 +7,10 @@
  */
 import { ConvexError } from "convex/values";
 
-/** The only codes a function here throws. Listed in README.md (data model). */
-export const ERROR_CODES = [
-  "NOT_FOUND",
-  "INVALID_TRANSITION",
-  "TOO_LARGE",
-  "INVALID_ARGUMENT",
-  "CONFLICT",
-] as const;
+import { ERROR_CODES, type ErrorCode } from "./contract";
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
+/** The only codes a function here throws (convex/lib/contract.json; README.md, data model). */
+export { ERROR_CODES, type ErrorCode };
 
 /** The data carried by every ConvexError thrown here. */
 export type ErrorData = { code: ErrorCode; message: string };

@@ -9,18 +9,24 @@
 import { convexToJson, type Value } from "convex/values";
 import { fail } from "./errors";
 
-/** Largest serialized size of `payload`, `data`, `metadata` and `failureReason`. */
-export const MAX_VALUE_BYTES = 64 * 1024;
-/** Largest chat message content, in UTF-8 bytes. */
-export const MAX_CONTENT_BYTES = 256 * 1024;
-/** Longest idempotency key, in characters. */
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 512;
-/** Longest short identifier (user id, repo, branch, step name, worker id...). */
-export const MAX_NAME_LENGTH = 256;
-/** Longest title, summary, label, failure text and the like. */
-export const MAX_TEXT_LENGTH = 4096;
-/** Longest URL, and longest repo (a slug, a clone URL or a local path in development). */
-export const MAX_URL_LENGTH = 4096;
+import {
+  MAX_CONTENT_BYTES,
+  MAX_ID_LENGTH,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_TEXT_LENGTH,
+  MAX_URL_LENGTH,
+  MAX_VALUE_BYTES,
+} from "./contract";
+
+// The limits are shared with the worker (convex/lib/contract.json); re-exported for the modules.
+export {
+  MAX_CONTENT_BYTES,
+  MAX_ID_LENGTH,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_TEXT_LENGTH,
+  MAX_URL_LENGTH,
+  MAX_VALUE_BYTES,
+};
 
 const encoder = new TextEncoder();
 

@@ -3,89 +3,45 @@
  *
  * The schema, every function's `args`/`returns` and the transition tables all use these, so a
  * status cannot be spelled two ways: the original project stored statuses as free strings and
- * drifted. Each union also has a `const` list for table-driven code and tests.
+ * drifted. The lists come from convex/lib/contract.json (through the generated contract.ts),
+ * the same source the Python side's activities/contract.py is generated from.
  */
 import { v, type Infer } from "convex/values";
+import { literals } from "convex-helpers/validators";
+import {
+  ARTIFACT_TYPES,
+  EVENT_TYPES,
+  MESSAGE_ROLES,
+  STEP_KINDS,
+  STEP_STATUSES,
+  WORK_STATUSES,
+} from "./contract";
+
+export { ARTIFACT_TYPES, EVENT_TYPES, MESSAGE_ROLES, STEP_KINDS, STEP_STATUSES, WORK_STATUSES };
 
 /** Status of a work order (`workflow_requests`) and of a run: one lifecycle for both. */
-export const workStatus = v.union(
-  v.literal("queued"),
-  v.literal("running"),
-  v.literal("succeeded"),
-  v.literal("failed"),
-  v.literal("canceled"),
-);
+export const workStatus = literals(...WORK_STATUSES);
 export type WorkStatus = Infer<typeof workStatus>;
-export const WORK_STATUSES = [
-  "queued",
-  "running",
-  "succeeded",
-  "failed",
-  "canceled",
-] as const satisfies readonly WorkStatus[];
 
 /**
  * Status of a step. The seed has pending|running|succeeded|failed; `canceled` (the run was
  * canceled while the step was pending or running) and `skipped` (a step the run decided not to
  * execute, e.g. a check turned off for the work order) are added.
  */
-export const stepStatus = v.union(
-  v.literal("pending"),
-  v.literal("running"),
-  v.literal("succeeded"),
-  v.literal("failed"),
-  v.literal("canceled"),
-  v.literal("skipped"),
-);
+export const stepStatus = literals(...STEP_STATUSES);
 export type StepStatus = Infer<typeof stepStatus>;
-export const STEP_STATUSES = [
-  "pending",
-  "running",
-  "succeeded",
-  "failed",
-  "canceled",
-  "skipped",
-] as const satisfies readonly StepStatus[];
 
-export const stepKind = v.union(v.literal("activity"), v.literal("hook"), v.literal("check"));
+export const stepKind = literals(...STEP_KINDS);
 export type StepKind = Infer<typeof stepKind>;
-export const STEP_KINDS = ["activity", "hook", "check"] as const satisfies readonly StepKind[];
 
-export const artifactType = v.union(
-  v.literal("pr"),
-  v.literal("diff"),
-  v.literal("file"),
-  v.literal("log"),
-  v.literal("screenshot"),
-);
+export const artifactType = literals(...ARTIFACT_TYPES);
 export type ArtifactType = Infer<typeof artifactType>;
-export const ARTIFACT_TYPES = [
-  "pr",
-  "diff",
-  "file",
-  "log",
-  "screenshot",
-] as const satisfies readonly ArtifactType[];
 
-export const eventType = v.union(
-  v.literal("state_change"),
-  v.literal("comment"),
-  v.literal("system"),
-);
+export const eventType = literals(...EVENT_TYPES);
 export type EventType = Infer<typeof eventType>;
-export const EVENT_TYPES = [
-  "state_change",
-  "comment",
-  "system",
-] as const satisfies readonly EventType[];
 
-export const messageRole = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"));
+export const messageRole = literals(...MESSAGE_ROLES);
 export type MessageRole = Infer<typeof messageRole>;
-export const MESSAGE_ROLES = [
-  "user",
-  "assistant",
-  "system",
-] as const satisfies readonly MessageRole[];
 
 /** Counts by run status, as returned by runs:getDashboard (every status present, 0 if none). */
 export const statusCounts = v.object({

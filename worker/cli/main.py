@@ -43,9 +43,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from activities.contract import MAX_PROMPT_CHARS, WORK_STATUSES
 from worker.settings import Settings, SettingsError, load_settings
-
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 
 
 class UsageError(Exception):
@@ -59,10 +58,6 @@ def _non_empty(name: str) -> Any:
         return value
 
     return check
-
-
-MAX_PROMPT_CHARS = 100_000
-"""CodexJobInput.prompt's limit: a longer prompt could never start, so the CLI refuses it."""
 
 
 def _single_token(name: str) -> Any:
@@ -173,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list runs or show one run's timeline")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
     runs_list = runs_sub.add_parser("list", help="recent runs, newest first")
-    runs_list.add_argument("--status", choices=RUN_STATUSES)
+    runs_list.add_argument("--status", choices=WORK_STATUSES)
     runs_list.add_argument("--limit", type=_positive_int, default=20)
     runs_list.add_argument("--json", action="store_true")
     runs_show = runs_sub.add_parser("show", help="one run's timeline")

@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.contract import MAX_JOB_TITLE_LENGTH
 from activities.convex_client import ConvexClient, ConvexClientError
 from worker.logging import get_logger
 from worker.settings import Settings
@@ -33,8 +34,6 @@ log = get_logger(__name__)
 
 BATCH = 20
 MAX_IDLE_SECONDS = 10.0
-TITLE_LIMIT = 300
-"""CodexJobInput.title's limit: a longer summary (Convex allows 4096) is cut, not rejected."""
 
 
 MEMO_ORDER = "workOrderId"
@@ -71,10 +70,11 @@ def job_input(order: dict[str, Any], settings: Settings) -> CodexJobInput:
 
 
 def _title(summary: str | None) -> str:
-    """The job's title (the PR title): the summary's first line, cut to TITLE_LIMIT."""
+    """The job's title (the PR title): the summary's first line, cut to the job title limit
+    (a longer summary, which Convex allows, is cut rather than rejected)."""
     first = (summary or "").strip().splitlines()[0] if (summary or "").strip() else ""
-    if len(first) > TITLE_LIMIT:
-        first = first[: TITLE_LIMIT - 3].rstrip() + "..."
+    if len(first) > MAX_JOB_TITLE_LENGTH:
+        first = first[: MAX_JOB_TITLE_LENGTH - 3].rstrip() + "..."
     return first or "Codex job"
 
 
