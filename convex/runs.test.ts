@@ -471,5 +471,7 @@ describe("runs:getTimeline", () => {
     );
     await t.run((ctx) => ctx.db.delete("runs", runId));
     await expectConvexError(t.query(api.runs.getTimeline, { runId }), "NOT_FOUND");
+    // Not an id at all (a typo on the command line): the same code, not a validator error.
+    await expectConvexError(t.query(api.runs.getTimeline, { runId: "not-a-run" }), "NOT_FOUND");
   });
 });

@@ -22,6 +22,7 @@ import {
 import {
   countNewRun,
   countRunMove,
+  getRunByStringOrThrow,
   getRunOrThrow,
   getWorkOrderOrThrow,
   moveWorkOrder,
@@ -208,10 +209,10 @@ export const getLatestForWorkOrder = query({
  * Steps: started ones by startedAt (then creation), then not-yet-started ones by creation;
  * steps and artifacts are bounded at TIMELINE_ITEM_LIMIT. Events by createdAt, a page of
  * `limit` (default 100, at most 500) from `cursor`; pass `continueCursor` back until `isDone`.
- * NOT_FOUND if the run does not exist.
+ * NOT_FOUND if the run does not exist, or if `runId` is not a run id at all.
  */
 export const getTimeline = query({
-  args: { runId: v.id("runs"), cursor: optionalCursor, limit: v.optional(v.number()) },
+  args: { runId: v.string(), cursor: optionalCursor, limit: v.optional(v.number()) },
   returns: v.object({
     run: runDoc,
     workOrder: v.union(schema.doc("workflow_requests"), v.null()),
@@ -223,7 +224,7 @@ export const getTimeline = query({
   }),
   handler: async (ctx, args) => {
     const limit = resolveLimit(args.limit, 100, 500);
-    const run = await getRunOrThrow(ctx, args.runId);
+    const run = await getRunByStringOrThrow(ctx, args.runId);
     const workOrder = await ctx.db.get("workflow_requests", run.workflowRequestId);
     const stepRows = await ctx.db
       .query("steps")

@@ -25,7 +25,7 @@ const CONTRACT: Record<string, [Kind, Visibility]> = {
   "workOrders:get": ["query", "public"],
   "workOrders:listQueued": ["query", "internal"],
   "workOrders:markDispatched": ["mutation", "internal"],
-  // Added beyond the seed: the dispatcher (worker/dispatcher.py) calls it for an order it cannot run.
+  // Added beyond the seed: the dispatcher (worker/runtime/dispatcher.py) calls it for an order it cannot run.
   "workOrders:reject": ["mutation", "internal"],
   "runs:start": ["mutation", "internal"],
   "runs:updateStatus": ["mutation", "internal"],

@@ -2,7 +2,8 @@
 
 Temporal's own loggers (``temporalio.*``) and the activity/workflow loggers go through the same
 processors, so every line is one JSON object carrying workflow id, run id and activity type when
-they are known (see ``bind_temporal_context``).
+they are known: ``worker.runtime.log_context`` binds them for every activity, and Temporal's own
+loggers attach them as extras, which ``_flatten_temporal`` lifts to the top level.
 """
 
 from __future__ import annotations

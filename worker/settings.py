@@ -69,13 +69,12 @@ class Settings(BaseSettings):
     )
 
     # --- Temporal ---------------------------------------------------------------------------
-    temporal_address: str = "localhost:7233"
-    temporal_namespace: str = "default"
+    # Connection (TLS, API key, profiles) is the SDK's own configuration, read by
+    # worker.runtime.temporal_client through temporalio.envconfig; these two are here so a
+    # process can point itself at a server (jangar dev). Unset: the SDK's value, else defaults.
+    temporal_address: str | None = None
+    temporal_namespace: str | None = None
     temporal_task_queue: str = "jangar"
-    temporal_tls: bool = False
-    temporal_tls_cert_path: Path | None = None
-    temporal_tls_key_path: Path | None = None
-    temporal_api_key: SecretStr | None = None
 
     # --- Worker process ---------------------------------------------------------------------
     worker_id: str = Field(default_factory=_default_worker_id)
@@ -223,9 +222,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
 
-    @field_validator(
-        "convex_deploy_key", "convex_admin_key", "temporal_api_key", "github_token", mode="before"
-    )
+    @field_validator("convex_deploy_key", "convex_admin_key", "github_token", mode="before")
     @classmethod
     def _empty_secret_is_unset(cls, value: object) -> object:
         """An empty secret (a Secret key left blank) means "not set", not an empty key."""

@@ -27,6 +27,7 @@ import yaml
 from pydantic import AliasChoices
 
 from activities.process import child_env
+from worker.runtime.temporal_client import TEMPORAL_ENV_NAMES
 from worker.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +74,9 @@ ONE_SHOT = "no"  # compose `restart` value of a job that runs once and exits
 
 
 def settings_env_names() -> set[str]:
-    """Every environment variable worker/settings.py reads (field aliases, else FIELD_NAME)."""
-    names: set[str] = set()
+    """Every environment variable the worker reads: worker/settings.py (field aliases, else
+    FIELD_NAME) and the Temporal SDK's connection names (worker/runtime/temporal_client.py)."""
+    names: set[str] = set(TEMPORAL_ENV_NAMES)
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):

@@ -34,8 +34,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_point_at_the_local_stack() -> None:
     settings = load_settings()
     assert settings.resolved_convex_url == DEFAULT_CONVEX_URL
-    assert settings.temporal_address == "localhost:7233"
-    assert settings.temporal_namespace == "default"
+    # The Temporal connection's defaults are the SDK's (worker.runtime.temporal_client).
+    assert (settings.temporal_address, settings.temporal_namespace) == (None, None)
     assert settings.temporal_task_queue == "jangar"
     assert settings.convex_key is None
 
@@ -101,11 +101,10 @@ def test_overrides_by_field_name_win(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_empty_secret_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Secret key left blank must not turn on TLS with an empty Temporal API key."""
-    monkeypatch.setenv("TEMPORAL_API_KEY", "")
     monkeypatch.setenv("GITHUB_TOKEN", "  ")
+    monkeypatch.setenv("CONVEX_ADMIN_KEY", "")
     settings = load_settings()
-    assert settings.temporal_api_key is None and settings.github_token is None
+    assert settings.github_token is None and settings.convex_key is None
 
 
 def test_a_rejected_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ import { formatSize, parseFormat, writeJson, type JsonTree, type ValueFormat } f
 
 /**
  * The admin key used when CONVEX_ADMIN_KEY is unset. Not a secret: the server only ever binds
- * 127.0.0.1 and holds throwaway in-memory data. Documented in README.md; worker/local_convex.py
+ * 127.0.0.1 and holds throwaway in-memory data. Documented in README.md; worker/local/local_convex.py
  * carries the same constant (DEV_ADMIN_KEY) for `jangar dev` and `make run`.
  */
 export const DEV_ADMIN_KEY = "jangar-local-dev-admin-key";

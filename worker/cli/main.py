@@ -253,7 +253,7 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _runs(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.convex_client import ConvexFunctionError, ConvexRequestError
+    from activities.convex_client import ConvexFunctionError
     from worker.cli.render import runs_table, timeline_text
     from worker.cli.submit import fetch_timeline
     from worker.factories import convex_client
@@ -275,10 +275,6 @@ async def _runs(args: argparse.Namespace, settings: Settings) -> int:
             if exc.code != "NOT_FOUND":
                 raise
             raise UsageError(f"RUN_ID: no run {args.run_id!r}") from None
-        except ConvexRequestError as exc:
-            if "Validator error" not in str(exc):
-                raise
-            raise UsageError(f"RUN_ID: {args.run_id!r} is not a run id") from None
         print(json.dumps(timeline, indent=2) if args.json else timeline_text(timeline))
         return 0
 

@@ -71,7 +71,12 @@ class Submitted:
 
 
 async def create_work_order(convex: ConvexClient, req: SubmitRequest) -> Submitted:
-    """Session, message and work order; each write is idempotent, so a retry is safe."""
+    """Session, message and work order, in three writes.
+
+    Each call is a new message (its ``clientMessageId`` is a new uuid), so running the command
+    twice makes two orders; the work order is keyed on its message, so it is made once per
+    message. (Nothing here retries: a failed write ends the command.)
+    """
     title = req.title or req.prompt.strip().splitlines()[0][:80]
     session_id = req.session or await convex.mutation(
         "sessions:create", {"userId": req.user, "title": title}
@@ -120,8 +125,11 @@ async def start_now(
     from temporalio.service import RPCError, RPCStatusCode
 
     from worker.runtime.dispatcher import InvalidWorkOrder, reject, start_job, workflow_id_for
-    from worker.runtime.temporal_client import connect_temporal
-    from worker.settings import SettingsError
+    from worker.runtime.temporal_client import (
+        TemporalConnectError,
+        connect_config,
+        connect_temporal,
+    )
 
     out = out or sys.stderr
     order = await convex.query("workOrders:get", {"workflowRequestId": submitted.work_order_id})
@@ -135,14 +143,13 @@ async def start_now(
         # dispatcher can start it (as for an order created by the chat UI).
         print(f"notice: CONVEX_ADMIN_KEY is not set; {later}", file=out, flush=True)
         return False
+    address = connect_config(settings)["target_host"]
     try:
         client = await asyncio.wait_for(connect_temporal(settings), timeout=10)
-    except SettingsError:
-        raise
-    except Exception as exc:
+    except (TemporalConnectError, TimeoutError) as exc:
         log.debug("Temporal unreachable", error=str(exc))
         print(
-            f"notice: Temporal is unreachable at {settings.temporal_address} "
+            f"notice: Temporal is unreachable at {address} "
             f"(TEMPORAL_ADDRESS): {_first_line(exc)}; {later}",
             file=out,
             flush=True,

@@ -1,37 +1,91 @@
 """Connecting to Temporal: one place for the address, namespace, TLS, API key and converter.
 
 Every process (worker, dispatcher, CLI) connects through ``connect_temporal`` so they all speak
-pydantic payloads and the same security settings.
+pydantic payloads and the same security settings. The connection settings are the SDK's own
+(``temporalio.envconfig``: ``TEMPORAL_ADDRESS``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS*``, a
+``TEMPORAL_CONFIG_FILE`` profile), so the worker reads them exactly as the ``temporal`` CLI does.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from worker.settings import Settings, SettingsError
+
+DEFAULT_ADDRESS = "localhost:7233"
+DEFAULT_NAMESPACE = "default"
+TEMPORAL_ENV_NAMES = (
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_PROFILE",
+)
+"""The Temporal SDK's standard names (``temporalio.envconfig``) that the worker documents."""
 
 
 class TemporalConnectError(RuntimeError):
     """Temporal could not be reached; the message names the address and its setting."""
 
 
-def tls_config(settings: Settings) -> TLSConfig | bool:
-    """TLS for Temporal Cloud or a secured cluster: mTLS files when given, else plain TLS."""
-    cert, key = settings.temporal_tls_cert_path, settings.temporal_tls_key_path
-    if (cert is None) != (key is None):
+def connect_config(settings: Settings, env: Mapping[str, str] | None = None) -> ClientConnectConfig:
+    """``Client.connect`` arguments from the SDK's own configuration (``temporalio.envconfig``:
+    the ``TEMPORAL_*`` variables, or a profile of ``TEMPORAL_CONFIG_FILE``), with the worker's
+    settings deciding the address and namespace (``jangar dev`` points them at its own server).
+
+    A blank ``TEMPORAL_API_KEY`` (a Kubernetes Secret key left empty) counts as unset, so it
+    neither sends an empty key nor turns TLS on. Unreadable TLS files are a bad setting.
+    """
+    source = dict(os.environ if env is None else env)
+    if not source.get("TEMPORAL_API_KEY", "set").strip():
+        del source["TEMPORAL_API_KEY"]
+    try:
+        profile = ClientConfigProfile.load(override_env_vars=source)
+    except (RuntimeError, ValueError) as exc:
+        raise SettingsError(f"Temporal client configuration (TEMPORAL_*): {exc}") from None
+    tls = profile.tls
+    if tls is not None and (tls.client_cert is None) != (tls.client_private_key is None):
         raise SettingsError(
-            "TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together (mTLS)"
+            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH must be set"
+            " together (mTLS)"
         )
-    if cert is not None and key is not None:
-        for name, path in (("TEMPORAL_TLS_CERT_PATH", cert), ("TEMPORAL_TLS_KEY_PATH", key)):
-            if not path.is_file():
-                raise SettingsError(f"{name}: no such file {str(path)!r}")
-        return TLSConfig(client_cert=cert.read_bytes(), client_private_key=key.read_bytes())
-    # An API key (Temporal Cloud) always travels over TLS.
-    return settings.temporal_tls or settings.temporal_api_key is not None
+    try:
+        config = profile.to_client_connect_config()
+    except OSError as exc:
+        raise SettingsError(
+            f"TEMPORAL_TLS_*: cannot read {exc.filename!r} ({exc.strerror}); check the TLS paths"
+        ) from None
+    address = settings.temporal_address or config.get("target_host") or DEFAULT_ADDRESS
+    namespace = settings.temporal_namespace or config.get("namespace") or DEFAULT_NAMESPACE
+    config["target_host"], config["namespace"] = address, namespace
+    return config
+
+
+async def check_namespace(client: Client) -> None:
+    """Refuse to run against a namespace the server does not have (a bad setting, exit 2)."""
+    request = DescribeNamespaceRequest(namespace=client.namespace)
+    try:
+        await client.workflow_service.describe_namespace(request)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise SettingsError(
+            f"TEMPORAL_NAMESPACE: namespace {client.namespace!r} was not found on Temporal at "
+            f"{client.service_client.config.target_host}"
+        ) from None
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
@@ -50,19 +104,15 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 async def connect_temporal(
     settings: Settings, *, runtime: Runtime | None = None, identity: str | None = None
 ) -> Client:
-    """Connect with the pydantic data converter, TLS and API key from settings.
+    """Connect with the pydantic data converter and the SDK's standard configuration.
 
-    Raises ``SettingsError`` for inconsistent TLS settings and ``TemporalConnectError`` (naming
+    Raises ``SettingsError`` for bad TLS settings and ``TemporalConnectError`` (naming
     TEMPORAL_ADDRESS) when the server cannot be reached.
     """
-    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    tls = tls_config(settings)
+    config = connect_config(settings)
     try:
         return await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            api_key=api_key,
-            tls=tls,
+            **config,
             data_converter=pydantic_data_converter,
             runtime=runtime,
             identity=identity or settings.worker_id,
@@ -70,6 +120,6 @@ async def connect_temporal(
     except RuntimeError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         raise TemporalConnectError(
-            f"cannot connect to Temporal at {settings.temporal_address} (TEMPORAL_ADDRESS, "
-            f"namespace {settings.temporal_namespace}): {first}"
+            f"cannot connect to Temporal at {config['target_host']} (TEMPORAL_ADDRESS, "
+            f"namespace {config['namespace']}): {first}"
         ) from exc

@@ -22,7 +22,7 @@ from worker.logging import configure_logging, get_logger
 from worker.runtime.health import HealthServer
 from worker.runtime.log_context import LogContextInterceptor
 from worker.runtime.registry import workflows
-from worker.runtime.temporal_client import connect_temporal, metrics_runtime
+from worker.runtime.temporal_client import check_namespace, connect_temporal, metrics_runtime
 from worker.settings import Settings, SettingsError
 from workflows.policies import HEARTBEAT_THROTTLE
 
@@ -98,6 +98,7 @@ async def run_worker(
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
     client = await connect_temporal(settings, runtime=metrics_runtime(settings))
+    await check_namespace(client)
     async with factories.convex_client(settings) as convex:
         workers = build_workers(
             client,
@@ -134,8 +135,8 @@ async def run_worker(
             "worker started",
             task_queue=settings.temporal_task_queue,
             own_task_queue=settings.worker_task_queue,
-            namespace=settings.temporal_namespace,
-            temporal_address=settings.temporal_address,
+            namespace=client.namespace,
+            temporal_address=client.service_client.config.target_host,
             convex_url=settings.resolved_convex_url,
             health_port=health.port,
             metrics_port=settings.metrics_port,
@@ -154,7 +155,7 @@ async def run_worker(
         for task in done:
             error = None if task is stop_task else task.exception()
             if error is not None:
-                raise _failure(settings, error)
+                raise _failure(error)
         log.info("worker stopped")
 
 
@@ -162,18 +163,11 @@ class WorkerFailed(RuntimeError):
     """The worker (or its dispatcher) stopped on an error; logged in full, summed up here."""
 
 
-def _failure(settings: Settings, error: BaseException) -> Exception:
-    """What a failed poller or dispatcher task means to the operator, as one exception.
-
-    A namespace Temporal does not know is a bad setting (exit 2, naming TEMPORAL_NAMESPACE);
-    anything else is logged with its traceback (a JSON line) and summed up as WorkerFailed.
-    """
+def _failure(error: BaseException) -> Exception:
+    """What a failed poller or dispatcher task means to the operator, as one exception: it is
+    logged with its traceback (a JSON line) and summed up as WorkerFailed. (A namespace the
+    server does not have is refused before any poller starts: ``check_namespace``.)"""
     text = str(error)
-    if "Namespace" in text and "not found" in text:
-        return SettingsError(
-            f"TEMPORAL_NAMESPACE: namespace {settings.temporal_namespace!r} was not found on "
-            f"Temporal at {settings.temporal_address}"
-        )
     log.error("worker failed", error=f"{type(error).__name__}: {text}", exc_info=error)
     first = (text.strip().splitlines() or [type(error).__name__])[0][:300]
     return WorkerFailed(f"the worker stopped on an error: {first}")

@@ -298,8 +298,8 @@ def test_sigterm_when_idle_exits_0_promptly(
     ("settings", "named"),
     [
         ({"MAX_CONCURRENT_ACTIVITIES": "0"}, "MAX_CONCURRENT_ACTIVITIES"),
-        ({"TEMPORAL_TLS_CERT_PATH": "{cert}"}, "TEMPORAL_TLS_CERT_PATH"),
-        ({"TEMPORAL_TLS_KEY_PATH": "{cert}"}, "TEMPORAL_TLS_KEY_PATH"),
+        ({"TEMPORAL_TLS_CLIENT_CERT_PATH": "{cert}"}, "TEMPORAL_TLS_CLIENT_KEY_PATH"),
+        ({"TEMPORAL_TLS_CLIENT_KEY_PATH": "{cert}"}, "TEMPORAL_TLS_CLIENT_CERT_PATH"),
         ({"HEALTH_PORT": "eighty"}, "HEALTH_PORT"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"JANGAR_CODEX_COMMAND": "  "}, "JANGAR_CODEX_COMMAND"),
