@@ -34,7 +34,7 @@ from worker.local_convex import (
 FIXTURE = Path(__file__).resolve().parent / "local_backend_fixture" / "convex"
 JSON_HEADERS = {"Content-Type": "application/json"}
 ISSUER = "https://issuer.fixture.test"  # the fixture's customJwt issuer (auth.config.ts default)
-AUDIENCE = "fixture-app"
+AUDIENCE = "audience-from-the-environment"  # FIXTURE_JWT_AUDIENCE, read by auth.config.ts
 MAX_UPLOAD = 64 * 1024
 
 
@@ -144,6 +144,7 @@ def auth_backend(jwks_file: Path) -> Iterator[RunningBackend]:
     env = {
         "LOCAL_BACKEND_JWKS_FILE": str(jwks_file),
         "LOCAL_BACKEND_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
+        "FIXTURE_JWT_AUDIENCE": AUDIENCE,  # auth.config.ts sees the server's environment
     }
     with backend_with(env) as backend:
         yield backend
@@ -200,6 +201,9 @@ async def test_a_valid_token_runs_the_function_as_its_user(
     }
     assert value(await call(fx, "query", "fixture:whoami", token=token)) == expected
     assert value(await call(fx, "action", "fixture:whoamiFromAction", token=token)) == expected
+    # auth.config.ts read FIXTURE_JWT_AUDIENCE from the server's environment: its default is out.
+    stale = key.token(claims(aud="fixture-app"))
+    assert (await call(fx, "query", "fixture:whoami", token=stale)).status_code == 401
 
 
 @pytest.mark.parametrize(
