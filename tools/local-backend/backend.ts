@@ -2,6 +2,12 @@
  * Runs the project's real Convex functions in convex-test, one call at a time, and turns each
  * outcome into the backend's UDF response (`{"status":"success"|"error", ...}`).
  *
+ * A call runs as the identity the server verified (convex-test's `withIdentity`), or anonymously.
+ * The storage syscalls are bent to this server: `generateUploadUrl` and `getUrl` answer URLs on
+ * its own origin (see storage.ts), `getMetadata` (which convex-test lacks) answers as the backend
+ * does, and with a data directory the bytes of every stored file are kept on disk before the
+ * `_storage` document naming them can commit (see persistence.ts).
+ *
  * What the real backend checks before running a function, this checks in the same order and
  * with the same messages (the backend's UDF path validation): an unknown function and an internal one
  * called without an admin key both answer "Could not find public function for ...", so the
@@ -10,11 +16,15 @@
  * refused. convex-test does not enforce Convex's 1 MiB document limit, so inserts and updates
  * are checked here (a patch is measured by its own size, a lower bound of the merged document).
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { inspect } from "node:util";
 import { convexTest } from "convex-test";
 import { makeFunctionReference, type GenericSchema, type SchemaDefinition } from "convex/server";
-import { getConvexSize, jsonToConvex, type Value } from "convex/values";
+import { getConvexSize, jsonToConvex, type JSONValue, type Value } from "convex/values";
+import type { UserIdentity } from "./auth.js";
 import type { FunctionKind, LoadedModules, RegisteredFunction } from "./modules.js";
+import { attachPersistence, reachInternals, type DataDir, type OpenStats } from "./persistence.js";
+import type { StorageKeys } from "./storage.js";
 import { exportValue, formatSize, type JsonTree, type ValueFormat } from "./wire.js";
 
 export const MAX_ARGS_BYTES = 16 * 1024 * 1024;
@@ -33,7 +43,18 @@ export interface Call {
   /** Decoded-by-`JSON.parse` arguments: an object, or the legacy one-element array. */
   args: unknown;
   admin: boolean;
+  /** The verified user identity, or null (anonymous, or an admin key). */
+  identity?: UserIdentity | null;
   format: ValueFormat;
+}
+
+/** A stored file as the download route serves it. */
+export interface StoredFile {
+  storageId: string;
+  bytes: Buffer;
+  /** Base64 SHA-256, as in the `_storage` document. */
+  sha256: string;
+  contentType: string | null;
 }
 
 const KIND_NAMES: Record<FunctionKind, string> = {
@@ -74,21 +95,28 @@ function isConvexError(e: unknown): e is Error & { data: Value } {
 }
 
 type AsyncSyscall = (op: string, jsonArgs: string) => Promise<string>;
+type JsSyscall = (op: string, args: Record<string, unknown>) => Promise<unknown>;
 interface ConvexGlobal {
   readonly syscall: unknown;
   readonly asyncSyscall: AsyncSyscall;
-  readonly jsSyscall: unknown;
+  readonly jsSyscall: JsSyscall;
 }
 
+/** The backend whose call is running (scheduled functions inherit it through their timers). */
+const currentBackend = new AsyncLocalStorage<LocalBackend>();
+const HOOKED = Symbol.for("jangar.localBackend.syscallHooks");
+
 /**
- * Wraps the `Convex` global that convex-test installs (the Convex runtime sends every database
- * write through `Convex.asyncSyscall`) so that writes over 1 MiB fail as on the real backend.
+ * Wraps the `Convex` global that convex-test installs (the Convex runtime sends every syscall
+ * through it), once per process: writes over 1 MiB fail as on the real backend, and the storage
+ * syscalls of a call made by a LocalBackend go to that backend (its URLs, its data directory).
  */
-function enforceDocumentLimit(): void {
-  const holder = globalThis as unknown as { Convex?: ConvexGlobal };
+function installSyscallHooks(): void {
+  const holder = globalThis as unknown as { Convex?: ConvexGlobal & { [HOOKED]?: true } };
   const inner = holder.Convex;
   if (inner === undefined) throw new Error("convex-test did not install the Convex global");
-  const checked: AsyncSyscall = async (op, jsonArgs) => {
+  if (inner[HOOKED]) return;
+  const asyncSyscall: AsyncSyscall = async (op, jsonArgs) => {
     if (op === "1.0/insert" || op === "1.0/shallowMerge" || op === "1.0/replace") {
       const { value } = JSON.parse(jsonArgs) as { value: unknown };
       const size = getConvexSize(jsonToConvex(value as never));
@@ -98,17 +126,30 @@ function enforceDocumentLimit(): void {
         );
       }
     }
+    const backend = currentBackend.getStore();
+    if (backend !== undefined) {
+      const answer = await backend.storageSyscall(op, jsonArgs, inner.asyncSyscall);
+      if (answer !== undefined) return answer;
+    }
     return inner.asyncSyscall(op, jsonArgs);
   };
+  const jsSyscall: JsSyscall = async (op, args) => {
+    const backend = currentBackend.getStore();
+    if (backend !== undefined && op === "storage/storeBlob" && args.blob instanceof Blob) {
+      backend.keepBytes(Buffer.from(await args.blob.arrayBuffer()));
+    }
+    return inner.jsSyscall(op, args);
+  };
   holder.Convex = {
+    [HOOKED]: true,
     get syscall() {
       return inner.syscall;
     },
     get asyncSyscall() {
-      return checked;
+      return asyncSyscall;
     },
     get jsSyscall() {
-      return inner.jsSyscall;
+      return jsSyscall;
     },
   };
 }
@@ -168,10 +209,20 @@ function describeThrown(e: unknown, functionsDir: string, repoRoot: string): str
   return [`Uncaught ${e.name}: ${e.message}`, ...frames].join("\n");
 }
 
+export interface BackendOptions {
+  /** This server's origin, e.g. `http://127.0.0.1:3210`: storage URLs point at it. */
+  origin: string;
+  /** Signs upload tokens and derives file URLs. */
+  storageKeys: StorageKeys;
+}
+
 export class LocalBackend {
   private readonly t: ReturnType<typeof convexTest>;
   private readonly functions: Map<string, RegisteredFunction>;
   private tail: Promise<unknown> = Promise.resolve();
+  private dataDir: DataDir | null = null;
+  /** File URL UUID -> `_storage` id, for the URLs handed out (rebuilt on a miss). */
+  private readonly fileIds = new Map<string, string>();
 
   /**
    * @param functionsDir absolute path of convex/ (stack frames inside it are reported)
@@ -181,6 +232,7 @@ export class LocalBackend {
     loaded: LoadedModules,
     private readonly functionsDir: string,
     private readonly repoRoot: string,
+    private readonly options: BackendOptions,
   ) {
     this.functions = loaded.functions;
     // transactionLimits: enforce Convex's per-transaction read/write limits, as production does.
@@ -189,7 +241,18 @@ export class LocalBackend {
       modules: loaded.modules,
       transactionLimits: true,
     });
-    enforceDocumentLimit();
+    installSyscallHooks();
+  }
+
+  /**
+   * Restores the data directory's documents and files and journals every commit from now on
+   * (see persistence.ts). Call once, before the first call.
+   */
+  async persistTo(dataDir: DataDir): Promise<OpenStats> {
+    const internals = await reachInternals(this.t);
+    const stats = await attachPersistence(internals, dataDir);
+    this.dataDir = dataDir;
+    return stats;
   }
 
   get functionCount(): number {
@@ -201,11 +264,118 @@ export class LocalBackend {
     return this.tail;
   }
 
-  /** Runs calls strictly one after another: convex-test is not safe for concurrent calls. */
-  run(call: Call): Promise<UdfResponse> {
-    const result = this.tail.then(() => this.execute(call));
+  /** Runs jobs strictly one after another: convex-test is not safe for concurrent calls. */
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(() => currentBackend.run(this, job));
     this.tail = result.catch(() => undefined);
     return result;
+  }
+
+  run(call: Call): Promise<UdfResponse> {
+    return this.enqueue(() => this.execute(call));
+  }
+
+  // --- Storage ---
+
+  /** `<origin>/api/storage/upload?token=...`, what `generateUploadUrl()` returns. */
+  uploadUrl(): string {
+    return `${this.options.origin}/api/storage/upload?token=${this.options.storageKeys.issueUploadToken()}`;
+  }
+
+  /** `<origin>/api/storage/<uuid>`, what `getUrl(id)` returns for a stored file. */
+  fileUrl(storageId: string): string {
+    const uuid = this.options.storageKeys.fileUuid(storageId);
+    this.fileIds.set(uuid, storageId);
+    return `${this.options.origin}/api/storage/${uuid}`;
+  }
+
+  /** With a data directory, keeps a file's bytes on disk before its `_storage` document commits. */
+  keepBytes(bytes: Buffer): void {
+    this.dataDir?.keepBytes(bytes);
+  }
+
+  /**
+   * Answers the storage syscalls convex-test gets wrong or lacks; undefined for the others.
+   * `inner` is convex-test's own syscall entry point.
+   */
+  async storageSyscall(
+    op: string,
+    jsonArgs: string,
+    inner: AsyncSyscall,
+  ): Promise<string | undefined> {
+    switch (op) {
+      case "1.0/storageGenerateUploadUrl":
+        return JSON.stringify(this.uploadUrl());
+      case "1.0/storageGetUrl": {
+        const answer = JSON.parse(await inner(op, jsonArgs)) as string | null;
+        if (answer === null) return "null";
+        const { storageId } = JSON.parse(jsonArgs) as { storageId: string };
+        return JSON.stringify(this.fileUrl(storageId));
+      }
+      case "1.0/storageGetMetadata": {
+        // As the backend's `storage_get_metadata`: the hex SHA-256, null for a missing file.
+        const { storageId } = JSON.parse(jsonArgs) as { storageId: string };
+        const doc = JSON.parse(
+          await inner("1.0/get", JSON.stringify({ table: "_storage", id: storageId })),
+        ) as { sha256: string; size: number; contentType?: string } | null;
+        if (doc === null) return "null";
+        return JSON.stringify({
+          storageId,
+          sha256: Buffer.from(doc.sha256, "base64").toString("hex"),
+          size: doc.size,
+          contentType: doc.contentType ?? null,
+        });
+      }
+      case "1.0/storageStore": {
+        const { blob } = JSON.parse(jsonArgs) as { blob: string };
+        this.keepBytes(Buffer.from(blob, "base64"));
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** Stores an uploaded file, as `ctx.storage.store` would; returns its `_storage` id. */
+  storeFile(bytes: Buffer, contentType: string | undefined): Promise<string> {
+    return this.enqueue(async () => {
+      const blob = new Blob([bytes], contentType === undefined ? {} : { type: contentType });
+      const id = await this.t.run(async (ctx) => ctx.storage.store(blob));
+      return id as string;
+    });
+  }
+
+  /** The file a URL's UUID names, or null when there is none (never stored, or deleted). */
+  readFile(uuid: string): Promise<StoredFile | null> {
+    return this.enqueue(async () => {
+      let storageId = this.fileIds.get(uuid);
+      if (storageId === undefined) {
+        // A URL handed out before a restart, or by a query whose answer was not seen here.
+        const ids = await this.t.run(async (ctx) =>
+          (await ctx.db.system.query("_storage").collect()).map((doc) => doc._id as string),
+        );
+        for (const id of ids) this.fileUrl(id);
+        storageId = this.fileIds.get(uuid);
+        if (storageId === undefined) return null;
+      }
+      const id = storageId;
+      let found: StoredFile | null = null;
+      await this.t.run(async (ctx) => {
+        const doc = await ctx.db.system.get(id as never);
+        const blob = doc === null ? null : await ctx.storage.get(id as never);
+        if (doc !== null && blob !== null) {
+          const meta = doc as unknown as { sha256: string; contentType?: string };
+          found = {
+            storageId: id,
+            bytes: Buffer.from(await blob.arrayBuffer()),
+            sha256: meta.sha256,
+            contentType: meta.contentType ?? null,
+          };
+        }
+        return null;
+      });
+      return found;
+    });
   }
 
   private async execute(call: Call): Promise<UdfResponse> {
@@ -255,14 +425,19 @@ export class LocalBackend {
     }
 
     const argObject = args as Record<string, Value>;
+    // The identity the server verified; convex-test's `withIdentity` keeps every attribute given.
+    // (Its attributes are JSON values from the token, which is what `Partial<UserIdentity>` holds.)
+    const t = call.identity
+      ? this.t.withIdentity(call.identity as Record<string, JSONValue>)
+      : this.t;
     const invoke = (): Promise<unknown> => {
       switch (fn.kind) {
         case "query":
-          return this.t.query(makeFunctionReference<"query">(canonical), argObject);
+          return t.query(makeFunctionReference<"query">(canonical), argObject);
         case "mutation":
-          return this.t.mutation(makeFunctionReference<"mutation">(canonical), argObject);
+          return t.mutation(makeFunctionReference<"mutation">(canonical), argObject);
         case "action":
-          return this.t.action(makeFunctionReference<"action">(canonical), argObject);
+          return t.action(makeFunctionReference<"action">(canonical), argObject);
       }
     };
     const lines: string[] = [];

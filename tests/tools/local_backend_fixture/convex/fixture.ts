@@ -67,3 +67,35 @@ export default query({
   args: {},
   handler: async () => "default export",
 });
+
+/** The identity the server verified for this call, or null (anonymous, or an admin key). */
+export const whoami = query({
+  args: {},
+  handler: async (ctx) => ctx.auth.getUserIdentity(),
+});
+
+/** The same from an action (actions see the caller's identity too). */
+export const whoamiFromAction = action({
+  args: {},
+  handler: async (ctx) => ctx.auth.getUserIdentity(),
+});
+
+/** Every blob's id and creation time, oldest first (restart tests compare them). */
+export const listBlobs = query({
+  args: {},
+  handler: async (ctx) =>
+    (await ctx.db.query("blobs").collect()).map((doc) => ({
+      id: doc._id,
+      creationTime: doc._creationTime,
+      size: doc.data.length,
+    })),
+});
+
+/** Takes an id, then rolls back: the id must never be handed out again, even after a restart. */
+export const insertThenFail = mutation({
+  args: {},
+  handler: async (ctx) => {
+    const id = await ctx.db.insert("blobs", { data: "rolled back" });
+    throw new Error(`rolled back ${id}`);
+  },
+});
