@@ -13,6 +13,12 @@ What it guarantees, because an agent may run for an hour and spawn anything:
 - The environment is built from an allow-list (:func:`child_env`): worker secrets (CONVEX_*,
   TEMPORAL_*, GITHUB_TOKEN, anything whose name says KEY/TOKEN/SECRET/PASSWORD...) never reach
   the child unless the caller passes them explicitly.
+- The log file is capped (``log_limit``, default :data:`DEFAULT_LOG_LIMIT`): it keeps the
+  first half and the last half of the budget, whole lines, with one marker line between them
+  saying how many bytes and lines were cut. Memory stays bounded by the tail's half of the
+  budget however much the child prints (the tail reaches the file when the child ends).
+- ``stdin`` may be bytes (fed through a pipe) or a file to read: how a prompt reaches the agent
+  without touching argv (see :mod:`activities.prompt_input`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "
 _READ_CHUNK = 64 * 1024
 MAX_LINE = 1024 * 1024  # longer lines reach on_line cut at this many bytes (the log keeps all)
 _DRAIN_SECONDS = 5.0
+DEFAULT_LOG_LIMIT = 8 * 1024 * 1024  # bytes of log kept per process: half head, half tail
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -113,6 +120,77 @@ class ProcessResult:
     tail: tuple[str, ...] = field(default_factory=tuple)  # the last lines, both streams
 
 
+class CappedLog:
+    """A log file of at most ``limit`` bytes plus one marker line: the first ``limit // 2``
+    bytes as they arrive, the last ``limit - limit // 2`` bytes when closed (held in memory
+    until then), whole lines where possible, and between them one line saying what was cut.
+
+    ``limit=None`` writes everything. Lines are written (and flushed) one at a time, so the
+    head can be read while the process runs.
+    """
+
+    def __init__(self, path: Path, limit: int | None) -> None:
+        if limit is not None and limit < 2:
+            raise ValueError("log limit must be at least 2 bytes")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] = path.open("wb")
+        self._limit = limit
+        self._head_left = limit // 2 if limit is not None else 0
+        self._tail_budget = limit - limit // 2 if limit is not None else 0
+        self._head_open = True
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self.cut_bytes = 0
+        self.cut_lines = 0
+        self.total_bytes = 0
+
+    def write(self, line: bytes) -> None:
+        """Append one line (ending with a newline, or the last piece of the output)."""
+        self.total_bytes += len(line)
+        if self._limit is None or (self._head_open and len(line) <= self._head_left):
+            self._file.write(line)
+            self._file.flush()
+            self._head_left -= len(line)
+            return
+        self._head_open = False  # the head ends at the first line that does not fit whole
+        self._tail.append(line)
+        self._tail_size += len(line)
+        while self._tail_size > self._tail_budget:
+            if len(self._tail) == 1:  # one line longer than the tail's budget: keep its end
+                only = self._tail[0]
+                keep = only[len(only) - self._tail_budget :]
+                self.cut_bytes += len(only) - len(keep)
+                self._tail[0] = keep
+                self._tail_size = len(keep)
+                break
+            dropped = self._tail.popleft()
+            self._tail_size -= len(dropped)
+            self.cut_bytes += len(dropped)
+            self.cut_lines += 1
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held in memory for the tail (never more than the tail's budget)."""
+        return self._tail_size
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            if self.cut_bytes:
+                head = (self._limit or 0) - self._tail_budget
+                self._file.write(
+                    f"[jangar] log cut here: {self.cut_bytes} bytes ({self.cut_lines} whole lines)"
+                    f" of {self.total_bytes} left out; the log keeps the first {head} and the"
+                    f" last {self._tail_budget} bytes (log limit {self._limit} bytes)\n".encode()
+                )
+            self._file.writelines(self._tail)
+            self._tail.clear()
+            self._tail_size = 0
+        finally:
+            self._file.close()
+
+
 class _Output:
     """Collects a child's output: log file, line callback, tail, optional capture."""
 
@@ -123,11 +201,11 @@ class _Output:
         capture: bool,
         capture_limit: int,
         tail_lines: int,
+        log_limit: int | None = DEFAULT_LOG_LIMIT,
     ) -> None:
-        self._log: IO[bytes] | None = None
+        self._log: CappedLog | None = None
         if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = log_path.open("wb")
+            self._log = CappedLog(log_path, log_limit)
         self._on_line = on_line
         self._capture = capture
         self._limit = capture_limit
@@ -139,7 +217,6 @@ class _Output:
     def line(self, stream: Stream, raw: bytes) -> None:
         if self._log is not None:
             self._log.write(raw if raw.endswith(b"\n") else raw + b"\n")  # whole lines only
-            self._log.flush()
         text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r\n")
         self.tail.append(text)
         if self._capture and self._captured_size[stream] < self._limit:
@@ -191,6 +268,19 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
+async def _wait(proc: asyncio.subprocess.Process, seconds: float) -> asyncio.CancelledError | None:
+    """Wait up to ``seconds`` for ``proc``; a cancellation meanwhile is returned, not raised."""
+    if seconds <= 0:
+        return None
+    try:
+        await asyncio.wait_for(proc.wait(), seconds)
+    except TimeoutError:
+        pass
+    except asyncio.CancelledError as exc:
+        return exc
+    return None
+
+
 async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the child's group, wait up to ``grace``, SIGKILL what is left, reap the child.
 
@@ -199,13 +289,7 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     """
     cancelled: asyncio.CancelledError | None = None
     signal_group(proc.pid, signal.SIGTERM)
-    if grace > 0:
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            pass
-        except asyncio.CancelledError as exc:
-            cancelled = exc
+    cancelled = await _wait(proc, grace) or cancelled
     signal_group(proc.pid, signal.SIGKILL)
     while proc.returncode is None:
         try:
@@ -214,6 +298,19 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
             cancelled = exc
     if cancelled is not None:
         raise cancelled
+
+
+async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write ``data`` to the child's stdin and close it; a child that stops reading is fine."""
+    try:
+        writer.write(data)
+        await writer.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await writer.wait_closed()
 
 
 async def run_process(
@@ -231,21 +328,35 @@ async def run_process(
     capture: bool = False,
     capture_limit: int = 8 * 1024 * 1024,
     tail_lines: int = 40,
+    stdin: bytes | Path | None = None,
+    log_limit: int | None = DEFAULT_LOG_LIMIT,
 ) -> ProcessResult:
     """Run ``argv`` in ``cwd`` with exactly ``env``; see the module docstring.
 
     A time limit is a result (``timed_out=True``); cancellation stops the process group and
     re-raises ``asyncio.CancelledError``. ``FileNotFoundError``/``PermissionError`` from a
     missing or non-executable program propagate for the caller to classify.
+
+    ``stdin``: bytes to feed, or a file to read (default: /dev/null). ``log_limit``: the log
+    file's cap in bytes (None: unlimited).
     """
-    out = _Output(log_path, on_line, capture, capture_limit, tail_lines)
+    out = _Output(log_path, on_line, capture, capture_limit, tail_lines, log_limit)
     started = time.monotonic()
+    stdin_file: IO[bytes] | None = None
     try:
+        if isinstance(stdin, Path):
+            stdin_file = stdin.open("rb")
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=str(cwd),
             env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=(
+                stdin_file
+                if stdin_file is not None
+                else asyncio.subprocess.PIPE
+                if stdin is not None
+                else asyncio.subprocess.DEVNULL
+            ),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # own session => own process group, pgid == pid
@@ -253,11 +364,18 @@ async def run_process(
     except BaseException:
         out.close()
         raise
+    finally:
+        if stdin_file is not None:
+            stdin_file.close()
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
         asyncio.create_task(_pump(proc.stdout, "stdout", out)),
         asyncio.create_task(_pump(proc.stderr, "stderr", out)),
     ]
+    feeder: asyncio.Task[None] | None = None
+    if isinstance(stdin, bytes):
+        assert proc.stdin is not None
+        feeder = asyncio.create_task(_feed(proc.stdin, stdin))
     beats: asyncio.Task[None] | None = None
     timed_out = False
     try:
@@ -276,6 +394,8 @@ async def run_process(
     finally:
         if beats is not None:
             beats.cancel()
+        if feeder is not None:
+            feeder.cancel()
         # Whatever the child left running in its group goes now; then the pipes reach EOF.
         signal_group(proc.pid, signal.SIGKILL)
         _done, still_reading = await asyncio.wait(pumps, timeout=_DRAIN_SECONDS)
