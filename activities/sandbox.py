@@ -21,7 +21,8 @@ What a sandboxed process gets (:func:`bwrap_argv`)
   the TLS trust store are readable when the network is on.
 - A filesystem made of: read-only binds of the system directories (``/usr /bin /sbin /lib*
   /etc``) and of the operator's extra read-only paths (a toolchain prefix); minus every file or
-  directory under ``/etc`` that is not world-readable (``/etc/shadow``, ``/etc/ssl/private``...:
+  directory under ``/etc`` that is not world-readable (rescanned at most once a minute;
+  ``/etc/shadow``, ``/etc/ssl/private``...:
   when the worker runs as root its uid is the sandbox's uid, so "owner-readable" would mean
   readable); minus the hidden paths (the worker's data directory: other jobs' workspaces,
   artifacts), each covered by an empty read-only tmpfs; then, writable, the job's workspace
@@ -92,6 +93,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,6 +286,20 @@ def private_paths(roots: Iterable[Path], max_entries: int = 20000) -> list[Path]
     return found
 
 
+_PRIVATE_CACHE: dict[tuple[Path, ...], tuple[float, list[Path]]] = {}
+PRIVATE_SCAN_TTL = 60.0  # seconds a scan of /etc is reused (a full scan takes ~10-20 ms)
+
+
+def _private_paths_cached(roots: tuple[Path, ...]) -> list[Path]:
+    now = time.monotonic()
+    hit = _PRIVATE_CACHE.get(roots)
+    if hit is not None and now - hit[0] < PRIVATE_SCAN_TTL:
+        return hit[1]
+    found = private_paths(roots)
+    _PRIVATE_CACHE[roots] = (now, found)
+    return found
+
+
 def _resolved(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
@@ -345,7 +361,7 @@ def bwrap_argv(
 
     # 2. Hidden: private files under /etc, then the operator's hidden paths (the data dir).
     hidden_dirs: list[Path] = []
-    for path in private_paths(config.private_scan_roots):
+    for path in _private_paths_cached(config.private_scan_roots):
         if not _under(path, visible):
             continue
         if path.is_dir():
