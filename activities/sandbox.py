@@ -327,7 +327,12 @@ def bwrap_argv(
     if not argv:
         raise ValueError("argv must not be empty")
     config = policy.config
-    program = shutil.which(config.bwrap) or config.bwrap
+    program = shutil.which(config.bwrap)
+    if program is None:  # not FileNotFoundError: that would read as "the agent is missing"
+        raise SandboxUnavailable(
+            f"the sandbox needs bubblewrap, but {config.bwrap!r} is not on PATH; install it"
+            " (apt-get install bubblewrap) or set JANGAR_SANDBOX=off"
+        )
     out: list[str] = [program, "--unshare-all", "--unshare-user"]
     if policy.network:
         out.append("--share-net")

@@ -278,6 +278,17 @@ def test_probe_without_bubblewrap_says_how_to_fix() -> None:
     assert "apt-get install bubblewrap" in message and "JANGAR_SANDBOX=off" in message
 
 
+async def test_a_step_without_bubblewrap_fails_as_sandbox_unavailable(job: Job) -> None:
+    home, tmp = step_dirs(job.private, "check-000")
+    policy = SandboxConfig(bwrap="/nonexistent/bwrap").policy(
+        workspace=job.workspace, home=home, tmp=tmp, network=False
+    )
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        await run_process(
+            ["/bin/true"], cwd=job.workspace, env=child_env(), time_limit=5, sandbox=policy
+        )
+
+
 def test_probe_explains_missing_user_namespaces(tmp_path: Path) -> None:
     fake = tmp_path / "bwrap"
     fake.write_text(
@@ -372,13 +383,17 @@ async def test_fresh_home_and_no_worker_home(job: Job, mode: SandboxMode) -> Non
 async def test_nothing_outlives_a_sandboxed_step(job: Job, leftovers: list[str]) -> None:
     detached, double_forked, cleared = sleep_token(), sleep_token(), sleep_token()
     leftovers += [detached, double_forked, cleared]
+    # The double-forked and the env -i sleeps keep the step's stdout/stderr pipes open: the
+    # runner must not wait for them (it would give up after 5 s of draining).
     script = (
         f"setsid sleep {detached} > /dev/null 2>&1 &"
         f" (setsid sh -c 'sleep {double_forked} &' &);"
         f" env -i setsid sleep {cleared} & sleep 0.3; echo started"
     )
+    started = time.monotonic()
     result, log = await run_step(job, script, "bwrap")
     assert result.exit_code == 0 and "started" in log
+    assert time.monotonic() - started < 3, "a pipe held by a leftover made the runner wait"
     for token in (detached, double_forked, cleared):
         assert not pids_running("sleep", token), f"sleep {token} outlived the step"
 
