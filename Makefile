@@ -19,7 +19,22 @@ $(STAMPS)/npm: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(STAMPS)/py $(STAMPS)/npm
+# The sandbox for the agent and checks (activities/sandbox.py) needs bubblewrap: installed here
+# when missing if we are root with apt-get, otherwise a NOTICE says what to do.
+$(STAMPS)/bwrap:
+	@mkdir -p $(STAMPS)
+	@if command -v bwrap >/dev/null 2>&1; then \
+		echo "bubblewrap: $$(bwrap --version)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	else \
+		echo "NOTICE: bubblewrap (bwrap) is not installed and cannot be installed here (needs root"; \
+		echo "NOTICE: and apt-get). Install it (apt-get install bubblewrap, dnf install bubblewrap)"; \
+		echo "NOTICE: or the sandbox tests skip and the worker needs JANGAR_SANDBOX=off."; \
+	fi
+	@if command -v bwrap >/dev/null 2>&1; then touch $@; fi
+
+setup: $(STAMPS)/py $(STAMPS)/npm $(STAMPS)/bwrap
 
 test: setup
 	npx vitest run

@@ -5,8 +5,12 @@ time limit, cancellation) with an allow-listed environment plus:
 
 - ``GIT_TERMINAL_PROMPT=0`` and ssh ``BatchMode=yes``: a missing credential fails at once
   instead of waiting for a password nobody will type;
-- hooks disabled (``core.hooksPath=/dev/null``): the agent can write ``.git/hooks``, and a
-  worker must not run them;
+- hardened against the workspace (:mod:`activities.gitsafe`): the agent can write anything
+  in the workspace's ``.git``, so before each command the repository-local config is reduced
+  to the keys the worker itself writes, and ``-c`` overrides plus the environment disable
+  hooks, fsmonitor, global/system config, other protocols, submodule recursion and auto gc.
+  No hook, fsmonitor, filter or diff driver, include or uploadpack planted in the workspace
+  runs; a ``.git`` tampered with beyond repair is a non-retryable ``UnsafeWorkspace``;
 - for an http(s) remote on the GitHub host of ``JobConfig.github_api_url``, when
   ``GITHUB_TOKEN`` is set, an ``Authorization`` header passed through ``GIT_CONFIG_*``
   variables: never on the command line, never in ``.git/config``, never in a URL.
@@ -26,6 +30,12 @@ from pathlib import Path
 from temporalio.exceptions import ApplicationError
 
 from activities.config import JobConfig
+from activities.gitsafe import (
+    UnsafeRepository,
+    hardening_args,
+    hardening_env,
+    sanitize_repository,
+)
 from activities.process import child_env, run_process
 from activities.repo_url import github_web_host, redact_text, repo_host
 
@@ -36,6 +46,7 @@ GIT_NETWORK_ERROR = "GitNetworkError"  # retryable
 GIT_TIMEOUT = "GitTimeout"  # retryable
 GIT_COMMAND_FAILED = "GitCommandFailed"  # retryable (unknown cause; the retry policy bounds it)
 GIT_NOT_INSTALLED = "GitNotInstalled"  # non-retryable
+UNSAFE_WORKSPACE = "UnsafeWorkspace"  # non-retryable: its .git was tampered with
 
 _NETWORK_HINTS = (
     "could not resolve host",
@@ -89,6 +100,7 @@ class GitOutput:
 def git_env(config: JobConfig, remote: str | None = None) -> dict[str, str]:
     """The environment git runs with (see the module docstring)."""
     extra = {
+        **hardening_env(),
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
         "LC_ALL": "C",  # git's messages in English: the classification reads them
@@ -156,20 +168,25 @@ async def run_git(
 
     ``remote`` is the repository URL the command talks to (for credentials and redaction).
     """
-    argv = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", *args]
+    argv = ["git", *hardening_args(), *args]
     label = what or f"git {args[0]}"
     limit = time_limit if time_limit is not None else config.git_timeout_seconds
     try:
+        await sanitize_repository(cwd, time_limit=limit)
         result = await run_process(
             argv,
             cwd=cwd,
-            env={**git_env(config, remote), **(extra_env or {})},
+            env={**git_env(config, remote), **hardening_env(cwd), **(extra_env or {})},
             time_limit=limit,
             heartbeat=heartbeat,
             heartbeat_interval=config.heartbeat_interval_seconds,
             kill_grace=min(config.kill_grace_seconds, 5.0),
             capture=True,
         )
+    except UnsafeRepository as exc:
+        raise ApplicationError(
+            f"{label}: {exc}", type=UNSAFE_WORKSPACE, non_retryable=True
+        ) from exc
     except FileNotFoundError as exc:
         raise ApplicationError(
             "git is not installed on this worker (or not on PATH); install git",

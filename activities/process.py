@@ -13,6 +13,30 @@ What it guarantees, because an agent may run for an hour and spawn anything:
 - The environment is built from an allow-list (:func:`child_env`): worker secrets (CONVEX_*,
   TEMPORAL_*, GITHUB_TOKEN, anything whose name says KEY/TOKEN/SECRET/PASSWORD...) never reach
   the child unless the caller passes them explicitly.
+- The log file is capped (``log_limit``, default :data:`DEFAULT_LOG_LIMIT`): it keeps the
+  first half and the last half of the budget, whole lines, with one marker line between them
+  saying how many bytes and lines were cut. Memory stays bounded by the tail's half of the
+  budget however much the child prints (the tail reaches the file when the child ends).
+- ``stdin`` may be bytes (fed through a pipe) or a file to read: how a prompt reaches the agent
+  without touching argv (see :mod:`activities.prompt_input`).
+
+Untrusted processes (the agent, checks) are run with ``sandbox=`` a
+:class:`activities.sandbox.SandboxPolicy`:
+
+- mode ``bwrap``: the command runs under bubblewrap in its own PID namespace (see
+  :mod:`activities.sandbox`). Nothing outlives the step: bwrap is PID 1 of that namespace and
+  exits when the command does, and the kernel then kills every process left in it, including
+  ones that called ``setsid`` or double-forked. On a time limit or cancellation the
+  namespace's processes get SIGTERM, then after the grace period its PID 1 gets SIGKILL (which
+  kills the rest), then bwrap's process group; bwrap is reaped before we return, so no pipe
+  stays open behind a stray grandchild.
+- mode ``off``: the best that can be done without namespaces. The child runs in its own
+  process group as before, and its environment carries a random marker
+  (:data:`STEP_MARKER_ENV`); when the step ends, every process whose initial environment holds
+  the marker is SIGKILLed, which catches ``setsid``/double-forked leftovers. The gap: a process
+  that clears its environment (``env -i``) before forking away, or one that changed its uid,
+  survives; it can also read the worker's environment, files and other jobs' workspaces, and
+  signal the worker. Every such step logs :data:`activities.sandbox.OFF_WARNING`.
 """
 
 from __future__ import annotations
@@ -20,7 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import os
+import secrets
 import signal
 import time
 from collections import deque
@@ -28,6 +54,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
+
+from activities.sandbox import OFF_WARNING, SandboxPolicy, resolve_program, wrap
+
+log = logging.getLogger(__name__)
 
 Stream = Literal["stdout", "stderr"]
 LineCallback = Callable[[Stream, str], None]
@@ -59,6 +89,9 @@ _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "
 _READ_CHUNK = 64 * 1024
 MAX_LINE = 1024 * 1024  # longer lines reach on_line cut at this many bytes (the log keeps all)
 _DRAIN_SECONDS = 5.0
+DEFAULT_LOG_LIMIT = 8 * 1024 * 1024  # bytes of log kept per process: half head, half tail
+STEP_MARKER_ENV = "JANGAR_STEP_MARKER"  # sandbox off: finds a step's leftovers by environment
+_REAP_SECONDS = 2.0
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -113,6 +146,77 @@ class ProcessResult:
     tail: tuple[str, ...] = field(default_factory=tuple)  # the last lines, both streams
 
 
+class CappedLog:
+    """A log file of at most ``limit`` bytes plus one marker line: the first ``limit // 2``
+    bytes as they arrive, the last ``limit - limit // 2`` bytes when closed (held in memory
+    until then), whole lines where possible, and between them one line saying what was cut.
+
+    ``limit=None`` writes everything. Lines are written (and flushed) one at a time, so the
+    head can be read while the process runs.
+    """
+
+    def __init__(self, path: Path, limit: int | None) -> None:
+        if limit is not None and limit < 2:
+            raise ValueError("log limit must be at least 2 bytes")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] = path.open("wb")
+        self._limit = limit
+        self._head_left = limit // 2 if limit is not None else 0
+        self._tail_budget = limit - limit // 2 if limit is not None else 0
+        self._head_open = True
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self.cut_bytes = 0
+        self.cut_lines = 0
+        self.total_bytes = 0
+
+    def write(self, line: bytes) -> None:
+        """Append one line (ending with a newline, or the last piece of the output)."""
+        self.total_bytes += len(line)
+        if self._limit is None or (self._head_open and len(line) <= self._head_left):
+            self._file.write(line)
+            self._file.flush()
+            self._head_left -= len(line)
+            return
+        self._head_open = False  # the head ends at the first line that does not fit whole
+        self._tail.append(line)
+        self._tail_size += len(line)
+        while self._tail_size > self._tail_budget:
+            if len(self._tail) == 1:  # one line longer than the tail's budget: keep its end
+                only = self._tail[0]
+                keep = only[len(only) - self._tail_budget :]
+                self.cut_bytes += len(only) - len(keep)
+                self._tail[0] = keep
+                self._tail_size = len(keep)
+                break
+            dropped = self._tail.popleft()
+            self._tail_size -= len(dropped)
+            self.cut_bytes += len(dropped)
+            self.cut_lines += 1
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held in memory for the tail (never more than the tail's budget)."""
+        return self._tail_size
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            if self.cut_bytes:
+                head = (self._limit or 0) - self._tail_budget
+                self._file.write(
+                    f"[jangar] log cut here: {self.cut_bytes} bytes ({self.cut_lines} whole lines)"
+                    f" of {self.total_bytes} left out; the log keeps the first {head} and the"
+                    f" last {self._tail_budget} bytes (log limit {self._limit} bytes)\n".encode()
+                )
+            self._file.writelines(self._tail)
+            self._tail.clear()
+            self._tail_size = 0
+        finally:
+            self._file.close()
+
+
 class _Output:
     """Collects a child's output: log file, line callback, tail, optional capture."""
 
@@ -123,11 +227,11 @@ class _Output:
         capture: bool,
         capture_limit: int,
         tail_lines: int,
+        log_limit: int | None = DEFAULT_LOG_LIMIT,
     ) -> None:
-        self._log: IO[bytes] | None = None
+        self._log: CappedLog | None = None
         if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = log_path.open("wb")
+            self._log = CappedLog(log_path, log_limit)
         self._on_line = on_line
         self._capture = capture
         self._limit = capture_limit
@@ -139,7 +243,6 @@ class _Output:
     def line(self, stream: Stream, raw: bytes) -> None:
         if self._log is not None:
             self._log.write(raw if raw.endswith(b"\n") else raw + b"\n")  # whole lines only
-            self._log.flush()
         text = raw[:MAX_LINE].decode("utf-8", errors="replace").rstrip("\r\n")
         self.tail.append(text)
         if self._capture and self._captured_size[stream] < self._limit:
@@ -191,21 +294,119 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
-async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the child's group, wait up to ``grace``, SIGKILL what is left, reap the child.
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _pids() -> list[int]:
+    """Every process id visible in /proc (ours excepted)."""
+    own = os.getpid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:  # pragma: no cover - no procfs
+        return []
+    return [int(name) for name in names if name.isdigit() and int(name) != own]
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat.rsplit(b")", 1)[-1].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def sandbox_init_pid(bwrap_pid: int) -> int | None:
+    """The host pid of PID 1 of the namespace bwrap ``bwrap_pid`` made (its child living in
+    another PID namespace), or None when it is gone."""
+    outer = _pid_namespace(bwrap_pid)
+    for pid in _pids():
+        if _parent_of(pid) == bwrap_pid and _pid_namespace(pid) not in (None, outer):
+            return pid
+    return None
+
+
+def namespace_members(init_pid: int) -> list[int]:
+    """Host pids of the processes in ``init_pid``'s PID namespace, PID 1 excepted."""
+    namespace = _pid_namespace(init_pid)
+    if namespace is None:
+        return []
+    return [pid for pid in _pids() if pid != init_pid and _pid_namespace(pid) == namespace]
+
+
+def kill_marked(marker: str, rounds: int = 5) -> list[int]:
+    """SIGKILL every process whose initial environment holds ``STEP_MARKER_ENV=marker``
+    (sandbox off: a step's leftovers, wherever they moved to); the pids killed."""
+    needle = f"{STEP_MARKER_ENV}={marker}".encode()
+    killed: list[int] = []
+    for _ in range(rounds):  # a leftover may fork while we look: look again until none
+        found = []
+        for pid in _pids():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    environ = handle.read()
+            except OSError:
+                continue
+            if needle in environ.split(b"\0"):
+                found.append(pid)
+        if not found:
+            break
+        for pid in found:
+            _signal(pid, signal.SIGKILL)
+        killed += found
+    return killed
+
+
+async def _wait(proc: asyncio.subprocess.Process, seconds: float) -> asyncio.CancelledError | None:
+    """Wait up to ``seconds`` for ``proc``; a cancellation meanwhile is returned, not raised."""
+    if seconds <= 0:
+        return None
+    try:
+        await asyncio.wait_for(proc.wait(), seconds)
+    except TimeoutError:
+        pass
+    except asyncio.CancelledError as exc:
+        return exc
+    return None
+
+
+async def _stop_group(
+    proc: asyncio.subprocess.Process, grace: float, *, sandboxed: bool = False
+) -> None:
+    """Stop the child and everything it started, then reap it.
+
+    Plain: SIGTERM the child's group, wait up to ``grace``, SIGKILL what is left. Sandboxed
+    (``proc`` is bwrap): SIGTERM every process of the sandbox's PID namespace (a SIGTERM to
+    bwrap itself would kill the namespace at once, leaving the command no grace), wait up to
+    ``grace``, SIGKILL the namespace's PID 1 (the kernel then kills all the others, however
+    they detached), give bwrap a moment to reap it and exit, then SIGKILL bwrap's group.
 
     Runs to the end even if cancelled again meanwhile (then re-raises the cancellation), so
     no process outlives the activity that started it.
     """
     cancelled: asyncio.CancelledError | None = None
-    signal_group(proc.pid, signal.SIGTERM)
-    if grace > 0:
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            pass
-        except asyncio.CancelledError as exc:
-            cancelled = exc
+    init = sandbox_init_pid(proc.pid) if sandboxed else None
+    if not sandboxed:
+        signal_group(proc.pid, signal.SIGTERM)
+        cancelled = await _wait(proc, grace) or cancelled
+    elif init is not None:
+        for pid in namespace_members(init):
+            _signal(pid, signal.SIGTERM)
+        cancelled = await _wait(proc, grace) or cancelled
+    # (sandboxed, no namespace yet: bwrap has not forked its PID 1; nothing to be gentle with)
+    if init is not None and proc.returncode is None:
+        _signal(init, signal.SIGKILL)
+        cancelled = await _wait(proc, _REAP_SECONDS) or cancelled
     signal_group(proc.pid, signal.SIGKILL)
     while proc.returncode is None:
         try:
@@ -214,6 +415,19 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
             cancelled = exc
     if cancelled is not None:
         raise cancelled
+
+
+async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write ``data`` to the child's stdin and close it; a child that stops reading is fine."""
+    try:
+        writer.write(data)
+        await writer.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await writer.wait_closed()
 
 
 async def run_process(
@@ -231,21 +445,50 @@ async def run_process(
     capture: bool = False,
     capture_limit: int = 8 * 1024 * 1024,
     tail_lines: int = 40,
+    sandbox: SandboxPolicy | None = None,
+    stdin: bytes | Path | None = None,
+    log_limit: int | None = DEFAULT_LOG_LIMIT,
 ) -> ProcessResult:
     """Run ``argv`` in ``cwd`` with exactly ``env``; see the module docstring.
 
-    A time limit is a result (``timed_out=True``); cancellation stops the process group and
-    re-raises ``asyncio.CancelledError``. ``FileNotFoundError``/``PermissionError`` from a
-    missing or non-executable program propagate for the caller to classify.
+    A time limit is a result (``timed_out=True``); cancellation stops the process (group, or
+    the sandbox's whole PID namespace) and re-raises ``asyncio.CancelledError``.
+    ``FileNotFoundError``/``PermissionError`` from a missing or non-executable program (or,
+    sandboxed, one the sandbox cannot see) propagate for the caller to classify.
+
+    ``sandbox``: run under :mod:`activities.sandbox`'s policy (None: as is, for the worker's
+    own trusted commands such as git). ``stdin``: bytes to feed, or a file to read (default:
+    /dev/null). ``log_limit``: the log file's cap in bytes (None: unlimited). Sandboxed, a
+    child killed by signal N exits 128+N (bwrap reports it so), not -N.
     """
-    out = _Output(log_path, on_line, capture, capture_limit, tail_lines)
+    marker: str | None = None
+    if sandbox is not None and sandbox.enabled:
+        resolve_program(sandbox, argv[0], cwd, env)
+    elif sandbox is not None:
+        log.warning("sandbox_off: %s", OFF_WARNING)
+        marker = secrets.token_hex(16)
+    command = wrap(sandbox, argv, cwd, env)
+    child_environ = dict(command.env)
+    if marker is not None:
+        child_environ[STEP_MARKER_ENV] = marker
+    sandboxed = sandbox is not None and sandbox.enabled
+    out = _Output(log_path, on_line, capture, capture_limit, tail_lines, log_limit)
     started = time.monotonic()
+    stdin_file: IO[bytes] | None = None
     try:
+        if isinstance(stdin, Path):
+            stdin_file = stdin.open("rb")
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            *command.argv,
             cwd=str(cwd),
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
+            env=child_environ,
+            stdin=(
+                stdin_file
+                if stdin_file is not None
+                else asyncio.subprocess.PIPE
+                if stdin is not None
+                else asyncio.subprocess.DEVNULL
+            ),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # own session => own process group, pgid == pid
@@ -253,11 +496,18 @@ async def run_process(
     except BaseException:
         out.close()
         raise
+    finally:
+        if stdin_file is not None:
+            stdin_file.close()
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
         asyncio.create_task(_pump(proc.stdout, "stdout", out)),
         asyncio.create_task(_pump(proc.stderr, "stderr", out)),
     ]
+    feeder: asyncio.Task[None] | None = None
+    if isinstance(stdin, bytes):
+        assert proc.stdin is not None
+        feeder = asyncio.create_task(_feed(proc.stdin, stdin))
     beats: asyncio.Task[None] | None = None
     timed_out = False
     try:
@@ -269,15 +519,21 @@ async def run_process(
             await asyncio.wait_for(proc.wait(), time_limit)
         except TimeoutError:
             timed_out = True
-            await _stop_group(proc, kill_grace)
+            await _stop_group(proc, kill_grace, sandboxed=sandboxed)
     except BaseException:
-        await _stop_group(proc, kill_grace)
+        await _stop_group(proc, kill_grace, sandboxed=sandboxed)
         raise
     finally:
         if beats is not None:
             beats.cancel()
-        # Whatever the child left running in its group goes now; then the pipes reach EOF.
+        if feeder is not None:
+            feeder.cancel()
+        # Whatever the child left running in its group goes now (sandboxed: the namespace is
+        # already gone with its PID 1); with the sandbox off, so does whatever carries the
+        # step's marker. Then the pipes reach EOF.
         signal_group(proc.pid, signal.SIGKILL)
+        if marker is not None:
+            kill_marked(marker)
         _done, still_reading = await asyncio.wait(pumps, timeout=_DRAIN_SECONDS)
         for task in still_reading:  # a grandchild that left the group still holds a pipe
             task.cancel()

@@ -4,14 +4,18 @@ take the whole process group down, and leftovers killed after a normal exit."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import stat
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from activities.process import child_env, run_process
-from tests.activities.conftest import gone_soon
+from activities.process import DEFAULT_LOG_LIMIT, CappedLog, child_env, run_process
+from activities.prompt_input import stdin_prompt_argv, write_prompt_file
+from tests.activities.conftest import STANDIN_COMMAND, gone_soon
 
 SECRETS = {
     "CONVEX_ADMIN_KEY": "convex-admin",
@@ -140,3 +144,152 @@ async def test_capture_collects_stdout_and_stderr(tmp_path: Path) -> None:
         capture=True,
     )
     assert (result.stdout, result.stderr) == ("out", "err")
+
+
+# --- log cap ---------------------------------------------------------------------------------
+
+
+def test_capped_log_keeps_head_and_tail_with_one_marker(tmp_path: Path) -> None:
+    path = tmp_path / "capped.log"
+    log = CappedLog(path, limit=100)
+    lines = [f"line-{i:03d}\n".encode() for i in range(100)]  # 9 bytes each, 900 in all
+    for line in lines:
+        log.write(line)
+    log.close()
+    text = path.read_text().splitlines()
+    marker = [line for line in text if line.startswith("[jangar] log cut here")]
+    assert len(marker) == 1
+    head, tail = text[: text.index(marker[0])], text[text.index(marker[0]) + 1 :]
+    assert head == [f"line-{i:03d}" for i in range(5)]  # 45 of 50 head bytes, whole lines
+    assert tail == [f"line-{i:03d}" for i in range(95, 100)]  # the last 45 of 50 tail bytes
+    assert "810 bytes (90 whole lines) of 900 left out" in marker[0]
+
+
+def test_capped_log_under_the_limit_is_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "small.log"
+    log = CappedLog(path, limit=1000)
+    for line in (b"a" * 400 + b"\n", b"b" * 400 + b"\n", b"c\n"):  # the 2nd leaves the head
+        log.write(line)
+    log.close()
+    assert path.read_bytes() == b"a" * 400 + b"\n" + b"b" * 400 + b"\n" + b"c\n"
+
+
+def test_capped_log_keeps_the_end_of_one_huge_line(tmp_path: Path) -> None:
+    path = tmp_path / "huge.log"
+    log = CappedLog(path, limit=20)
+    log.write(b"0123456789" * 10 + b"\n")
+    log.close()
+    lines = path.read_bytes().splitlines()
+    assert lines[0].startswith(b"[jangar] log cut here: 91 bytes") and lines[1] == b"123456789"
+
+
+def test_capped_log_memory_stays_bounded_for_fifty_megabytes(tmp_path: Path) -> None:
+    log = CappedLog(tmp_path / "big.log", limit=64 * 1024)
+    line = b"x" * 1023 + b"\n"
+    most = 0
+    for _ in range(50 * 1024):  # 50 MiB
+        log.write(line)
+        most = max(most, log.memory_bytes)
+    log.close()
+    assert most <= 32 * 1024
+    assert (tmp_path / "big.log").stat().st_size <= 64 * 1024 + 200
+
+
+async def test_run_process_memory_stays_bounded_while_a_child_prints_fifty_megabytes(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "out.log"
+    tracemalloc.start()
+    try:
+        result = await run_process(
+            ["/bin/sh", "-c", "yes \"$(printf '%04095d' 1)\" | head -c 52428800"],
+            cwd=tmp_path,
+            env=child_env(),
+            time_limit=60,
+            log_path=log,
+            log_limit=256 * 1024,
+        )
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0
+    assert peak < 4 * 1024 * 1024, f"peak Python memory {peak} bytes"
+    assert log.stat().st_size <= 256 * 1024 + 200
+
+
+async def test_the_log_is_capped_by_default(tmp_path: Path) -> None:
+    log = tmp_path / "default.log"
+    size = DEFAULT_LOG_LIMIT + 4 * 1024 * 1024
+    result = await run_process(
+        ["/bin/sh", "-c", f"yes \"$(printf '%0999d' 1)\" | head -c {size}"],
+        cwd=tmp_path,
+        env=child_env(),
+        time_limit=60,
+        log_path=log,
+    )
+    assert result.exit_code == 0
+    assert log.stat().st_size <= DEFAULT_LOG_LIMIT + 200
+
+
+# --- stdin: how a prompt reaches the agent ---------------------------------------------------
+
+BIG_PROMPT = "Do the thing. " + "p" * 140_000 + " END"
+
+
+async def test_a_large_prompt_on_argv_fails_but_stdin_bytes_and_files_work(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as info:  # Linux caps one argument at 128 KiB
+        await run_process(["/bin/echo", BIG_PROMPT], cwd=tmp_path, env=child_env(), time_limit=5)
+    assert info.value.errno == errno.E2BIG
+
+    from_bytes = await run_process(
+        ["/bin/sh", "-c", "wc -c; echo done"],
+        cwd=tmp_path,
+        env=child_env(),
+        time_limit=10,
+        stdin=BIG_PROMPT.encode(),
+        capture=True,
+    )
+    assert from_bytes.stdout.split() == [str(len(BIG_PROMPT)), "done"]
+
+    prompt_file = write_prompt_file(tmp_path / "private", BIG_PROMPT)
+    from_file = await run_process(
+        ["/bin/sh", "-c", "tail -c 4"],
+        cwd=tmp_path,
+        env=child_env(),
+        time_limit=10,
+        stdin=prompt_file,
+        capture=True,
+    )
+    assert from_file.stdout == " END"
+    assert stat.S_IMODE(prompt_file.stat().st_mode) == 0o600
+
+
+async def test_a_child_that_ignores_stdin_does_not_block_the_runner(tmp_path: Path) -> None:
+    result = await run_process(
+        ["/bin/sh", "-c", "exit 3"],
+        cwd=tmp_path,
+        env=child_env(),
+        time_limit=10,
+        stdin=b"x" * (4 * 1024 * 1024),  # more than a pipe holds; nobody reads it
+    )
+    assert result.exit_code == 3
+
+
+async def test_the_codex_standin_reads_the_prompt_from_stdin_with_dash(tmp_path: Path) -> None:
+    # Without ``--sandbox workspace-write``: the stand-in's argument parser takes the last word
+    # not starting with "-" as the prompt, so it would read "workspace-write" (a stand-in bug,
+    # tools/standins/codex_standin.py; the real Codex CLI parses ``--sandbox X -`` correctly).
+    prompt_file = write_prompt_file(tmp_path / "private", BIG_PROMPT)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    result = await run_process(
+        stdin_prompt_argv(STANDIN_COMMAND[:4]),
+        cwd=workspace,
+        env=child_env(),
+        time_limit=30,
+        stdin=prompt_file,
+        capture=True,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (workspace / "NOTES.md").read_text().strip().endswith(" END")
+    assert stdin_prompt_argv(["codex", "exec", "--json"]) == ["codex", "exec", "--json", "-"]
