@@ -1,27 +1,40 @@
-"""``run_check``: one check command (a shell string) in the workspace, with its own log.
+"""``run_check``: one check command (a shell string) on the job's checkpoint, sandboxed.
 
-The workflow loops over the work order's checks (or ``JobConfig.check_commands``) and brackets
-each call as a step of kind ``check``, so each result is self-contained: the command, pass or
-fail, exit code, duration, its log's path and URL, and the tail of its output for the reason.
+The workflow loops over the job's checks (the repository registry's, or an operator's) and
+brackets each call as a step of kind ``check``, so each result is self-contained: the command,
+pass or fail, exit code, duration, its log (uploaded to Convex storage) and the tail of its
+output for the reason.
 
-The command runs as ``/bin/sh -c COMMAND`` in the workspace, in its own process group, with
-the agent's secret-free environment minus the agent's own keys (``JANGAR_AGENT_ENV_ALLOW``
-names that look secret, such as ``OPENAI_API_KEY``), and a time limit (input ``timeout_seconds``,
-default ``JobConfig.check_timeout_seconds``). A failing or timed-out check is a result
-(``passed=False``); cancellation stops the process group and propagates.
+A check runs code the agent wrote (a test runner loads whatever ``conftest.py`` the agent
+left), so it runs as ``/bin/sh -c COMMAND`` under the sandbox (``activities.sandbox``): no
+network unless the repository's entry allows it, the workspace its only writable tree, a fresh
+HOME, and the agent's secret-free environment minus the agent's own keys. It starts from the
+exact checkpoint the agent left (``WorkspaceState``), on whichever worker runs it. A failing
+or timed-out check is a result (``passed=False``); cancellation stops it and propagates; a
+worker shutting down hands it over (``WorkerShutdown``, retryable), like the agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from typing import Any
 
 import structlog
+from temporalio.exceptions import ApplicationError
 
-from activities.artifact_store import ArtifactStore
+from activities.attempts import (
+    HANDOVER_RETRY_DELAY,
+    WORKER_SHUTDOWN,
+    AttemptContext,
+    previous_attempts,
+)
 from activities.config import JobConfig
 from activities.models import CheckResult, RunCheckInput
 from activities.process import child_env, looks_secret, run_process
-from activities.workspace import open_workspace
+from activities.sandbox import SandboxConfig, step_dirs
+from activities.storage import FileStore
+from activities.workspace import Workspaces
 
 log = structlog.stdlib.get_logger(__name__)
 TAIL_CHARS = 2000
@@ -33,32 +46,66 @@ def check_env_allow(config: JobConfig) -> list[str]:
     return [name for name in config.agent_env_allow if not looks_secret(name)]
 
 
-def check_log_name(index: int) -> str:
-    return f"checks/check-{index:03d}.log"
-
-
 async def run_check(
     inp: RunCheckInput,
+    ctx: AttemptContext,
+    *,
     config: JobConfig,
-    store: ArtifactStore,
-    workflow_id: str,
-    run_id: str,
-    heartbeat: Callable[[], None] | None = None,
+    sandbox: SandboxConfig,
+    workspaces: Workspaces,
+    files: FileStore,
 ) -> CheckResult:
     """Run one check; see the module docstring."""
-    workspace = open_workspace(inp.workspace, config)
     timeout = inp.timeout_seconds or config.check_timeout_seconds
-    log_path = store.path_for(workflow_id, run_id, check_log_name(inp.index))
-    result = await run_process(
-        ["/bin/sh", "-c", inp.command],
-        cwd=workspace,
-        env=child_env(allow=check_env_allow(config)),
-        time_limit=timeout,
-        log_path=log_path,
-        heartbeat=heartbeat,
-        heartbeat_interval=config.heartbeat_interval_seconds,
-        kill_grace=config.kill_grace_seconds,
-    )
+    stop = asyncio.Event()
+    handover = False
+
+    def beat(**extra: Any) -> None:
+        ctx.heartbeat({"worker": ctx.worker_id, **extra})
+
+    async with workspaces.hold(inp.state, heartbeat=beat) as ws:
+        private = workspaces.private_dir(inp.state.work_order_id)
+        home, tmp = step_dirs(private, f"check-{inp.index:03d}-{ctx.attempt}")
+        log_path = private / f"check-{inp.index:03d}.log"
+
+        async def watch_shutdown() -> None:
+            nonlocal handover
+            await ctx.worker_shutdown()
+            handover = True
+            stop.set()
+
+        watcher = asyncio.create_task(watch_shutdown())
+        try:
+            result = await run_process(
+                ["/bin/sh", "-c", inp.command],
+                cwd=ws,
+                env=child_env(allow=check_env_allow(config)),
+                time_limit=timeout,
+                log_path=log_path,
+                heartbeat=beat,
+                heartbeat_interval=config.heartbeat_interval_seconds,
+                kill_grace=config.kill_grace_seconds,
+                sandbox=sandbox.policy(workspace=ws, home=home, tmp=tmp, network=inp.network),
+                log_limit=config.log_limit_bytes,
+                stop=stop,
+            )
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if handover:
+            beat(handover=True)
+            raise ApplicationError(
+                f"worker {ctx.worker_id} is shutting down; check {inp.index} is handed over",
+                type=WORKER_SHUTDOWN,
+                next_retry_delay=HANDOVER_RETRY_DELAY,
+            )
+        stored = await files.put(
+            log_path,
+            content_type="text/plain; charset=utf-8",
+            truncated=result.log_truncated,
+            heartbeat=beat,
+        )
     tail = "\n".join(result.tail)[-TAIL_CHARS:]
     if result.timed_out:
         tail = (tail + f"\n[jangar] check stopped after its time limit of {timeout:g} s")[
@@ -79,7 +126,7 @@ async def run_check(
         exit_code=result.exit_code,
         timed_out=result.timed_out,
         duration_ms=int(result.duration_seconds * 1000),
-        log_path=str(log_path),
-        log_url=store.url_for(log_path),
+        log=stored,
         output_tail=tail,
+        attempts=previous_attempts(ctx.attempt, ctx.previous),
     )

@@ -108,6 +108,7 @@ class ProgressCollector:
         self.failure: str | None = None  # the last turn.failed / error message
         self._usage = [0, 0, 0]
         self._turns_completed = 0
+        self.latest: AgentProgress | None = None  # the summary made last
 
     def feed(self, line: str) -> None:
         """One line of the agent's stdout."""
@@ -134,6 +135,7 @@ class ProgressCollector:
         progress = AgentProgress(
             seq=seq, type=type_, item_type=item_type, summary=_one_line(summary)
         )
+        self.latest = progress
         if len(self.head) < min(_HEAD, self.limit):
             self.head.append(progress)
         elif self.tail.maxlen:

@@ -21,12 +21,22 @@ class JobConfig(BaseModel):
 
     data_dir: Path
     """Workspaces, logs and diffs live under this directory (made absolute when used)."""
-    artifact_base_url: str | None = None
-    """Public URL prefix of ``<data_dir>/artifacts``; ``file://`` URLs when None."""
     codex_command: tuple[str, ...] = ("codex", "exec", "--json", "--sandbox", "workspace-write")
     """The agent's command line; the prompt is appended as its last argument."""
     agent_env_allow: tuple[str, ...] = ("CODEX_API_KEY", "OPENAI_API_KEY")
     """Extra environment names or globs the agent may inherit (see activities.process)."""
+    codex_home: Path | None = None
+    """The operator's Codex home: its auth.json and config.toml are copied to each agent step."""
+    log_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Cap of one agent or check log: the head and the tail are kept, with a marker between."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Default token budget of a run's agent; a repository entry may set its own."""
+    max_agent_seconds: float | None = Field(default=None, gt=0)
+    """Default agent time budget of a run; a repository entry may set its own."""
+    heartbeat_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    """A workspace step whose worker stops heartbeating this long is retried elsewhere."""
+    workspace_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """How long a finished job's workspace and local files stay on the worker's disk."""
     agent_timeout_seconds: float = Field(default=3600.0, gt=0)
     """The agent's time limit when the job gives none."""
     check_timeout_seconds: float = Field(default=1800.0, gt=0)
@@ -47,15 +57,16 @@ class JobConfig(BaseModel):
     """GitHub REST API base; also decides which repositories count as GitHub."""
     github_timeout_seconds: float = Field(default=30.0, gt=0)
     """Timeout of one GitHub API request."""
-    worker_task_queue: str | None = None
-    """This worker's own task queue: where the workspace it prepared can be reached."""
+    worker_id: str = "jangar-worker"
+    """This worker's identity, as recorded on runs and in heartbeats."""
+    default_checks: tuple[str, ...] = ()
+    """Checks for an order whose repository entry and order name none."""
+    allow_local_repos: bool = False
+    """Whether jobs may use local paths and file:// repositories (development and tests)."""
+    webhook_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 signature on run notifications (X-Jangar-Signature)."""
 
     @property
     def workspaces_root(self) -> Path:
         """The directory holding one workspace per work order."""
         return self.data_dir.expanduser().resolve() / "workspaces"
-
-    @property
-    def artifacts_root(self) -> Path:
-        """The directory holding each run's logs and diffs."""
-        return self.data_dir.expanduser().resolve() / "artifacts"

@@ -191,6 +191,45 @@ class ConvexClient:
         """Run an action."""
         return await self._call("action", path, args)
 
+    async def upload(self, upload_url: str, data: bytes, *, content_type: str) -> str:
+        """POST ``data`` to an upload URL from ``files:generateUploadUrl``; the storage id.
+
+        Convex answers ``{"storageId"}``. Failures are classified like calls: a lost answer is
+        ``ConvexUnavailableError`` and the caller uploads again (artifacts:add deletes the
+        extra file a retried upload leaves).
+        """
+        what = "Convex storage upload"
+        response = await self._send(
+            what,
+            None,
+            lambda: self._http.post(
+                upload_url, content=data, headers={"Content-Type": content_type}
+            ),
+        )
+        if response.status_code != 200:
+            error = _describe_http_error(response)
+            if _is_unavailable_status(response.status_code):
+                raise ConvexUnavailableError(f"{what}: {error}", status=response.status_code)
+            raise ConvexRequestError(f"{what}: {error}", status=response.status_code)
+        try:
+            storage_id = response.json()["storageId"]
+        except (ValueError, KeyError, TypeError):
+            raise ConvexRequestError(
+                f"{what}: unexpected answer: {_snippet(response.text)}", status=200
+            ) from None
+        return str(storage_id)
+
+    async def download(self, url: str) -> bytes:
+        """GET a stored file's bytes from the URL Convex serves it at."""
+        what = "Convex storage download"
+        response = await self._send(what, None, lambda: self._http.get(url))
+        if response.status_code != 200:
+            error = _describe_http_error(response)
+            if _is_unavailable_status(response.status_code):
+                raise ConvexUnavailableError(f"{what}: {error}", status=response.status_code)
+            raise ConvexRequestError(f"{what}: {error}", status=response.status_code)
+        return response.content
+
     async def version(self) -> str:
         """``GET /version``: the readiness probe. Raises like a call when Convex is not there."""
         what = f"GET {self._url}/version"

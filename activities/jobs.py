@@ -1,33 +1,39 @@
-"""The job activities as Temporal registers them: methods of one object built with its config.
+"""The job activities as Temporal registers them: methods of one object built with its
+dependencies.
 
-``JobActivities(config)`` is what the worker registers (``all()``), following the samples'
-"activities as methods" pattern: the workflow calls them by reference
+``JobActivities(config, convex=..., sandbox=...)`` is what the worker registers (``all()``),
+following the samples' "activities as methods" pattern: the workflow calls them by reference
 (``workflow.execute_activity_method(JobActivities.run_agent, ...)``), so a renamed or re-typed
 activity fails type checking, not a running job. Each takes one pydantic model and returns one
 (see activities.models). The work itself lives in one module per activity; this class adds what
-comes from Temporal: heartbeats, and the workflow id and run id that name a run's artifact
-directory.
+comes from Temporal: the attempt, its heartbeats and the worker shutting down.
 
-None of these activities writes to Convex: the workflow records their results.
+Every activity that needs the workspace gets a ``WorkspaceState`` and rebuilds the tree from it
+(``activities.workspace``), so any worker on the task queue can run any step of any job. The
+job's Convex records are the workflow's business, except two things only the running step can
+do: the agent's progress, written while it runs, and the files (logs, diffs, checkpoints)
+uploaded to Convex storage before the step ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
 
-from activities import agent, checks, git_push, pull_request, workspace
-from activities.artifact_store import ArtifactStore
+from activities import agent, checks, git_push, job_loader, pull_request, webhook
+from activities.attempts import AttemptContext
 from activities.config import JobConfig
+from activities.convex_client import ConvexClient
+from activities.live_events import LiveEvents
 from activities.models import (
     AgentResult,
-    CaptureDiffInput,
     CheckResult,
     CommitAndPushInput,
     CommitResult,
-    DiffResult,
+    JobSpec,
+    LoadJobInput,
     OpenPullRequestInput,
     PrepareWorkspaceInput,
     PullRequestResult,
@@ -35,72 +41,126 @@ from activities.models import (
     RunCheckInput,
     Workspace,
 )
+from activities.sandbox import SandboxConfig
+from activities.storage import FileStore
+from activities.webhook import WebhookInput, WebhookResult
+from activities.workspace import Workspaces
 
 
 def _heartbeat(*details: Any) -> None:
     activity.heartbeat(*details)
 
 
-def _ids() -> tuple[str, str]:
+def _context(worker_id: str) -> AttemptContext:
     info = activity.info()
-    return info.workflow_id or "no-workflow", info.workflow_run_id or "no-run"
+    details = info.heartbeat_details
+    previous = details[-1] if details and isinstance(details[-1], dict) else None
+
+    async def shutdown() -> None:
+        await activity.wait_for_worker_shutdown()
+
+    return AttemptContext(
+        workflow_id=info.workflow_id or "no-workflow",
+        run_id=info.workflow_run_id or "no-run",
+        attempt=info.attempt,
+        worker_id=worker_id,
+        previous=previous,
+        heartbeat=lambda detail: activity.heartbeat(detail),
+        worker_shutdown=shutdown,
+    )
 
 
 class JobActivities:
-    """The six job activities, bound to their configuration and artifact store."""
+    """The job activities, bound to their configuration, Convex and the sandbox."""
 
-    def __init__(self, config: JobConfig, *, store: ArtifactStore | None = None) -> None:
+    def __init__(
+        self,
+        config: JobConfig,
+        *,
+        convex: ConvexClient,
+        sandbox: SandboxConfig,
+        files: FileStore | None = None,
+        workspaces: Workspaces | None = None,
+    ) -> None:
         self.config = config
-        self.store = store or ArtifactStore.for_jobs(config)
+        self.convex = convex
+        self.sandbox = sandbox
+        self.files = files or FileStore(convex)
+        self.workspaces = workspaces or Workspaces(config, files=self.files)
+
+    def _live(self, inp: RunAgentInput, ctx: AttemptContext) -> Callable[[int], LiveEvents]:
+        def make(attempt: int) -> LiveEvents:
+            return LiveEvents(
+                self.convex,
+                run_id=inp.run_id,
+                work_order_id=inp.state.work_order_id,
+                key_prefix=f"{ctx.workflow_id}/{ctx.run_id}/agent/{attempt}",
+                attempt=attempt,
+            )
+
+        return make
+
+    @activity.defn(name="load_job")
+    async def load_job(self, inp: LoadJobInput) -> JobSpec:
+        """The work order, its repository entry and this worker's limits, validated."""
+        return await job_loader.load_job(inp, convex=self.convex, config=self.config)
 
     @activity.defn(name="prepare_workspace")
     async def prepare_workspace(self, inp: PrepareWorkspaceInput) -> Workspace:
-        """Clone or refresh the repository; a clean work branch from the base branch."""
-        prepared = await workspace.prepare_workspace(inp, self.config, heartbeat=_heartbeat)
-        return prepared.model_copy(update={"task_queue": self.config.worker_task_queue})
+        """Resolve where the job starts (the base tip, or a follow-up's branch head)."""
+        return await self.workspaces.prepare(inp.job, heartbeat=_heartbeat)
 
     @activity.defn(name="run_agent")
     async def run_agent(self, inp: RunAgentInput) -> AgentResult:
-        """Run the agent in the workspace; heartbeats progress; killed on cancel or time limit."""
-        workflow_id, run_id = _ids()
+        """Run the agent sandboxed, live progress to Convex, then checkpoint its work."""
+        ctx = _context(self.config.worker_id)
         return await agent.run_agent(
-            inp, self.config, self.store, workflow_id, run_id, heartbeat=_heartbeat
+            inp,
+            ctx,
+            config=self.config,
+            sandbox=self.sandbox,
+            workspaces=self.workspaces,
+            files=self.files,
+            live=self._live(inp, ctx),
         )
 
     @activity.defn(name="run_check")
     async def run_check(self, inp: RunCheckInput) -> CheckResult:
-        """Run one check command in the workspace, with its own log."""
-        workflow_id, run_id = _ids()
+        """Run one check command sandboxed on the agent's checkpoint."""
         return await checks.run_check(
-            inp, self.config, self.store, workflow_id, run_id, heartbeat=_heartbeat
+            inp,
+            _context(self.config.worker_id),
+            config=self.config,
+            sandbox=self.sandbox,
+            workspaces=self.workspaces,
+            files=self.files,
         )
 
     @activity.defn(name="commit_and_push")
     async def commit_and_push(self, inp: CommitAndPushInput) -> CommitResult:
-        """Commit the agent's changes, push the branch, write the diff artifact."""
-        workflow_id, run_id = _ids()
+        """Push the checkpoint commit to the work branch."""
         return await git_push.commit_and_push(
-            inp, self.config, self.store, workflow_id, run_id, heartbeat=_heartbeat
+            inp, config=self.config, workspaces=self.workspaces, heartbeat=_heartbeat
         )
-
-    @activity.defn(name="capture_diff")
-    async def capture_diff(self, inp: CaptureDiffInput) -> DiffResult:
-        """Write the workspace's diff against the base without committing or pushing."""
-        workflow_id, run_id = _ids()
-        return await git_push.capture_diff(inp, self.config, self.store, workflow_id, run_id)
 
     @activity.defn(name="open_pull_request")
     async def open_pull_request(self, inp: OpenPullRequestInput) -> PullRequestResult:
-        """Find or create the pull request on GitHub, or say why it is skipped."""
+        """Find, update or create the pull request on GitHub, or say why it is skipped."""
         return await pull_request.open_pull_request(inp, self.config)
 
-    def all(self) -> list[Callable[..., Any]]:
+    @activity.defn(name="notify")
+    async def notify(self, inp: WebhookInput) -> WebhookResult:
+        """Deliver the repository's signed run-finished webhook."""
+        return await webhook.notify(inp, self.config)
+
+    def all(self) -> list[Callable[..., Awaitable[Any]]]:
         """The bound activity methods, for ``Worker(activities=...)``."""
         return [
+            self.load_job,
             self.prepare_workspace,
             self.run_agent,
             self.run_check,
             self.commit_and_push,
             self.open_pull_request,
-            self.capture_diff,
+            self.notify,
         ]

@@ -10,6 +10,10 @@ activity. Validation errors say what is accepted and never echo the value
 Results are self-contained: each says how it is recorded (``step_record()``: the step's status,
 its payload as Convex stores it, its log URL), so the workflow records a step without building
 payloads itself. Durations are whole milliseconds, like Convex's.
+
+A workspace is never bound to one worker: every workspace activity gets a ``WorkspaceState``
+(the repository, the commit the tree must be at, and the checkpoint bundle in Convex storage
+that holds that commit when it is the job's own) and rebuilds the tree from it wherever it runs.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from pydantic.alias_generators import to_camel
 from activities.contract import (
     MAX_BRANCH_LENGTH,
     MAX_CHECKS,
+    MAX_JOB_TITLE_LENGTH,
     MAX_PROMPT_CHARS,
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
 )
-from activities.persistence_models import StepStatus
+from activities.persistence_models import NewEvent, StepStatus
 from activities.repo_url import classify_repo
 
 # The most progress summaries an AgentResult carries (the first few and the latest ones).
@@ -78,12 +83,6 @@ def check_branch_name(name: str) -> str:
     return name
 
 
-def _check_workspace(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError("workspace must be the absolute path prepare_workspace returned")
-    return value
-
-
 def _check_repo(value: str) -> str:
     classify_repo(value)
     return value
@@ -111,13 +110,14 @@ class JobModel(BaseModel):
 
 
 class StepRecord(BaseModel):
-    """How a finished step is recorded in Convex: its status, its payload and its log."""
+    """How a finished step is recorded in Convex: its status, its payload, its attempts."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     status: StepStatus
     payload: dict[str, Any] | None = None
-    log_url: str | None = None
+    log_storage_id: str | None = None
+    attempts: int | None = None
 
 
 class HasStepRecord(Protocol):
@@ -139,26 +139,93 @@ class Payload(BaseModel):
         return self.model_dump(by_alias=True, exclude_defaults=True)
 
 
-WorkspacePath = Annotated[str, Field(min_length=2, max_length=4096)]
 Repo = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
 PR_TITLE_LENGTH = 256
 """GitHub's limit on a pull request title; a longer job title is cut to it."""
 
 
-# --- prepare_workspace ----------------------------------------------------------------------
+# --- the job, as load_job resolves it ---------------------------------------------------------
 
 
-class PrepareWorkspaceInput(JobModel):
-    """Clone or refresh ``repo`` into ``<data_dir>/workspaces/<work_order_id>``."""
+class JobLimits(JobModel):
+    """Time limits and budgets of one job, from the worker's settings and the repository's
+    registry entry (never from whoever submitted the order)."""
 
-    work_order_id: str = Field(description="The work order's id; names the workspace directory.")
-    repo: Repo = Field(description="Where to clone from; forms in activities.repo_url.")
+    agent_timeout_seconds: float = Field(default=3600.0, gt=0, le=MAX_AGENT_TIMEOUT_SECONDS)
+    check_timeout_seconds: float = Field(default=1800.0, gt=0, le=MAX_CHECK_TIMEOUT_SECONDS)
+    git_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600)
+    heartbeat_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="A workspace step whose worker stops heartbeating this long is retried "
+        "elsewhere, from its last checkpoint.",
+    )
+    max_tokens: int | None = Field(
+        default=None, gt=0, description="Token budget of the run's agent (input + output)."
+    )
+    max_agent_seconds: float | None = Field(
+        default=None, gt=0, description="Agent time budget of the run, over all its attempts."
+    )
+
+
+class NetworkPolicy(JobModel):
+    """Which of the job's untrusted processes may reach the network (sandboxed)."""
+
+    agent: bool = True
+    checks: bool = False
+
+
+class ParentRef(JobModel):
+    """The earlier order a follow-up continues: its pushed branch head and pull request."""
+
+    work_order_id: str
+    branch: str
+    commit_sha: Sha
+    pr_number: int | None = None
+    pr_url: str | None = None
+
+
+class Exchange(JobModel):
+    """One earlier request of the conversation and what the agent answered."""
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    final_message: str | None = Field(default=None, max_length=4000)
+
+
+class LoadJobInput(JobModel):
+    """Resolve the work order ``work_order_id`` into the job to run."""
+
+    work_order_id: str = Field(min_length=1, max_length=128)
+
+
+class JobSpec(JobModel):
+    """Everything the job needs, validated once, at its start: the order, its registry entry
+    (checks, network, budgets, webhook) and the running worker's limits."""
+
+    work_order_id: str
+    session_id: str | None = None
+    repo: Repo
     base_branch: str | None = Field(
         default=None, description="Branch to start from; None: the remote's default branch."
     )
-    branch: str | None = Field(
-        default=None, description="Work branch (the branch hint); None: codex/<work_order_id>."
+    branch: str = Field(description="The work branch.")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    title: str = Field(min_length=1, max_length=MAX_JOB_TITLE_LENGTH)
+    checks: tuple[str, ...] = Field(default=(), max_length=MAX_CHECKS)
+    limits: JobLimits = Field(default_factory=JobLimits)
+    network: NetworkPolicy = Field(default_factory=NetworkPolicy)
+    parent: ParentRef | None = None
+    conversation: tuple[Exchange, ...] = Field(
+        default=(), max_length=10, description="Earlier requests of a follow-up, oldest first."
     )
+    webhook_url: str | None = None
+
+    _repo = field_validator("repo")(_check_repo)
+    _prompt = field_validator("prompt")(_check_text("prompt"))
+    _title = field_validator("title")(_check_text("title"))
+    _base = field_validator("base_branch")(_optional_branch)
 
     @field_validator("work_order_id")
     @classmethod
@@ -170,41 +237,102 @@ class PrepareWorkspaceInput(JobModel):
             )
         return value
 
-    _repo = field_validator("repo")(_check_repo)
-    _branches = field_validator("base_branch", "branch")(_optional_branch)
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        return check_branch_name(value)
+
+    @field_validator("checks")
+    @classmethod
+    def _checks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for command in value:
+            _check_text("check command")(command)
+            if len(command) > MAX_TEXT_LENGTH:
+                raise ValueError(f"a check command is longer than {MAX_TEXT_LENGTH} characters")
+        return value
 
     @model_validator(mode="after")
-    def _distinct(self) -> PrepareWorkspaceInput:
-        if self.base_branch is not None and self.base_branch == self.work_branch:
-            raise ValueError(f"the work branch {self.work_branch!r} is also the base branch")
+    def _distinct(self) -> JobSpec:
+        if self.base_branch is not None and self.base_branch == self.branch:
+            raise ValueError(f"the work branch {self.branch!r} is also the base branch")
         return self
 
+    def agent_prompt(self) -> str:
+        """What the agent is asked: a follow-up's earlier requests and answers, then this one."""
+        if not self.conversation:
+            return self.prompt
+        parts = ["This continues earlier work on this branch. The conversation so far:"]
+        for number, exchange in enumerate(self.conversation, start=1):
+            parts.append(f"Request {number}:\n{exchange.prompt}")
+            if exchange.final_message:
+                parts.append(f"Your answer {number}:\n{exchange.final_message}")
+        parts.append(f"Now the new request:\n{self.prompt}")
+        return "\n\n".join(parts)[-MAX_PROMPT_CHARS:]
+
+    def commit_message(self) -> str:
+        """The job's commit: the title, then the request."""
+        return f"{self.title}\n\n{self.prompt}"[:20_000]
+
+
+# --- the workspace, anywhere ------------------------------------------------------------------
+
+
+class WorkspaceState(JobModel):
+    """Where a job's workspace stands: enough for any worker to rebuild it exactly.
+
+    ``commit_sha`` is the tree every step starts from; when it is the job's own commit (a
+    checkpoint), ``bundle_storage_id`` is the git bundle in Convex storage that holds it.
+    """
+
+    work_order_id: str
+    repo: Repo
+    branch: str
+    base_sha: Sha = Field(description="Where the job started: the base tip or the parent's head.")
+    commit_sha: Sha = Field(description="The commit the workspace must be at.")
+    bundle_storage_id: str | None = Field(
+        default=None, description="Bundle of base_sha..commit_sha; None when they are equal."
+    )
+
+    _repo = field_validator("repo")(_check_repo)
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        return check_branch_name(value)
+
     @property
-    def work_branch(self) -> str:
-        """The branch the job works on: ``branch``, else ``codex/<work_order_id>``."""
-        return self.branch or f"codex/{self.work_order_id}"
+    def changed(self) -> bool:
+        """True once the job has a commit of its own on top of where it started."""
+        return self.commit_sha != self.base_sha
+
+
+class PrepareWorkspaceInput(JobModel):
+    """Resolve where the job starts and make its workspace (on the worker that runs this)."""
+
+    job: JobSpec
 
 
 class Workspace(JobModel):
-    """The prepared workspace: what every later job activity works in."""
+    """The prepared workspace: where the job starts, and what the push must expect."""
 
-    path: str = Field(description="Absolute path of the checked-out workspace.")
-    branch: str = Field(description="The work branch, checked out at base_sha.")
+    state: WorkspaceState
     base_branch: str = Field(description="The base branch (given, or the remote's default).")
-    base_sha: str = Field(description="Full sha of the base branch tip the branch starts at.")
-    repo: str = Field(description="The repository location with credentials removed.")
-    reused: bool = Field(description="True when an earlier attempt's workspace was refreshed.")
-    task_queue: str | None = Field(
+    remote_branch_sha: str | None = Field(
         default=None,
-        description="The preparing worker's own task queue: the workspace lives on that worker, "
-        "so the job's later workspace activities are routed there. None: the job's own queue.",
+        description="The work branch's tip on the remote when prepared (None: absent): the "
+        "push's lease.",
     )
+    repo: str = Field(description="The repository location with credentials removed.")
+    reused: bool = Field(description="True when this worker's cached workspace was reused.")
 
     def step_record(self) -> StepRecord:
-        return StepRecord(
-            status="succeeded",
-            payload=WorkspacePayload(branch=self.branch, base_sha=self.base_sha).dump(),
+        payload = WorkspacePayload(
+            branch=self.state.branch,
+            base_sha=self.state.base_sha,
+            base_branch=self.base_branch,
+            follow_up=self.remote_branch_sha == self.state.base_sha,
         )
+        return StepRecord(status="succeeded", payload=payload.dump())
 
 
 class WorkspacePayload(Payload):
@@ -212,33 +340,51 @@ class WorkspacePayload(Payload):
 
     branch: str
     base_sha: str
+    base_branch: str
+    follow_up: bool = False
+
+
+class StoredFile(JobModel):
+    """A file the job put in Convex storage (a log, a diff, a checkpoint bundle)."""
+
+    storage_id: str
+    bytes: int = Field(ge=0)
+    truncated: bool = Field(default=False, description="The log hit its cap (head and tail kept).")
+
+
+class Attempts(JobModel):
+    """How many attempts a step took and why the earlier ones ended (from their heartbeats)."""
+
+    count: int = Field(default=1, ge=1)
+    reasons: tuple[str, ...] = ()
 
 
 # --- run_agent ------------------------------------------------------------------------------
 
 
 class RunAgentInput(JobModel):
-    """Run the agent command (JobConfig.codex_command, then the prompt) in the workspace."""
+    """Run the agent on the workspace at ``state``, then checkpoint what it changed."""
 
-    workspace: WorkspacePath
+    state: WorkspaceState
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    timeout_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_AGENT_TIMEOUT_SECONDS,
-        description="Time limit; None: JobConfig.agent_timeout_seconds.",
+    message: str = Field(min_length=1, max_length=20_000, description="The commit message.")
+    committed_at_ms: int = Field(
+        ge=0, description="The checkpoint commit's time: the same tree gives the same commit."
     )
+    run_id: str = Field(description="The Convex run the agent's live events belong to.")
+    limits: JobLimits = Field(default_factory=JobLimits)
+    network: bool = True
 
-    _workspace = field_validator("workspace")(_check_workspace)
     _prompt = field_validator("prompt")(_check_text("prompt"))
+    _message = field_validator("message")(_check_text("commit message"))
 
 
-AgentOutcome = Literal["succeeded", "failed", "timed_out"]
+AgentOutcome = Literal["succeeded", "failed", "timed_out", "budget_exceeded"]
 
 
 class AgentProgress(JobModel):
     """One summarised Codex JSON event. ``seq`` is the event's index among the agent's JSON
-    lines: stable for a given output, so the workflow may derive idempotency keys from it."""
+    lines: stable for a given output, so it keys the event's idempotent write."""
 
     seq: int = Field(ge=0)
     type: str = Field(description="Codex event type: thread.started, item.completed, ...")
@@ -253,29 +399,57 @@ class AgentUsage(JobModel):
     cached_input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
 
+    @property
+    def total(self) -> int:
+        """What a token budget counts: input and output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def plus(self, other: AgentUsage | None) -> AgentUsage:
+        if other is None:
+            return self
+        return AgentUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
 
 class AgentResult(JobModel):
-    """How the agent run ended. A failed or timed-out agent is a result, not an exception."""
+    """How the agent run ended. A failed, timed-out or over-budget agent is a result, not an
+    exception: its log, its checkpoint and its diff are still wanted."""
 
     outcome: AgentOutcome
     succeeded: bool
     exit_code: int | None = Field(
-        description="The exit code; negative: killed by that signal; None: timed out."
+        description="The exit code; negative: killed by that signal; None: stopped by us."
     )
     timed_out: bool
     failure_reason: str | None = Field(default=None, max_length=2000)
-    log_path: str
-    log_url: str
-    progress: tuple[AgentProgress, ...] = Field(max_length=MAX_PROGRESS)
-    progress_dropped: int = Field(ge=0, description="Summaries left out to respect the bound.")
+    log: StoredFile | None = None
+    checkpoint: WorkspaceState = Field(description="The workspace after the agent.")
+    diff: StoredFile | None = Field(default=None, description="The diff from base; None: none.")
+    files_changed: int = Field(default=0, ge=0)
+    insertions: int = Field(default=0, ge=0)
+    deletions: int = Field(default=0, ge=0)
+    events_recorded: int = Field(ge=0, description="Progress events written to Convex live.")
+    pending_events: tuple[NewEvent, ...] = Field(
+        default=(), description="Progress that could not be written live: the workflow writes it."
+    )
+    events_dropped: int = Field(ge=0, description="Progress left out to respect the bound.")
     lines: int = Field(ge=0, description="Output lines seen, stdout and stderr.")
     json_events: int = Field(ge=0, description="Lines that parsed as Codex JSON events.")
     thread_id: str | None = None
     final_message: str | None = Field(
         default=None, max_length=4000, description="The last agent_message text, truncated."
     )
-    usage: AgentUsage | None = None
+    usage: AgentUsage | None = Field(default=None, description="Over every attempt of the run.")
+    agent_ms: int = Field(default=0, ge=0, description="Agent time over every attempt.")
     duration_ms: int = Field(ge=0)
+    attempts: Attempts = Field(default_factory=Attempts)
+
+    @property
+    def failure_type(self) -> str:
+        return "BudgetExceeded" if self.outcome == "budget_exceeded" else "AgentFailed"
 
     def step_record(self) -> StepRecord:
         payload = AgentPayload(
@@ -286,16 +460,23 @@ class AgentResult(JobModel):
             json_events=self.json_events,
             final_message=self.final_message[:2000] if self.final_message else None,
             message=self.failure_reason,
+            type=None if self.succeeded else self.failure_type,
+            commit_sha=self.checkpoint.commit_sha if self.checkpoint.changed else None,
+            files_changed=self.files_changed,
+            usage=self.usage.model_dump() if self.usage else None,
+            attempts=self.attempts.count,
+            retried_because=list(self.attempts.reasons) or None,
         )
         return StepRecord(
             status="succeeded" if self.succeeded else "failed",
             payload=payload.dump(),
-            log_url=self.log_url,
+            log_storage_id=self.log.storage_id if self.log else None,
+            attempts=self.attempts.count,
         )
 
 
 class AgentPayload(Payload):
-    """``run_agent``'s step payload; ``message`` says why it failed."""
+    """``run_agent``'s step payload; ``message`` and ``type`` say why it failed."""
 
     outcome: AgentOutcome
     exit_code: int | None
@@ -304,15 +485,21 @@ class AgentPayload(Payload):
     json_events: int
     final_message: str | None = None
     message: str | None = None
+    type: str | None = None
+    commit_sha: str | None = None
+    files_changed: int = 0
+    usage: dict[str, int] | None = None
+    attempts: int = 1
+    retried_because: list[str] | None = None
 
 
 # --- run_check ------------------------------------------------------------------------------
 
 
 class RunCheckInput(JobModel):
-    """Run one check command (a shell string, ``/bin/sh -c``) in the workspace."""
+    """Run one check command (a shell string, ``/bin/sh -c``) on the workspace at ``state``."""
 
-    workspace: WorkspacePath
+    state: WorkspaceState
     command: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
     index: int = Field(
         ge=0, le=MAX_CHECKS, description="Position in the check list; names the log."
@@ -323,8 +510,8 @@ class RunCheckInput(JobModel):
         le=MAX_CHECK_TIMEOUT_SECONDS,
         description="Time limit; None: JobConfig.check_timeout_seconds.",
     )
+    network: bool = False
 
-    _workspace = field_validator("workspace")(_check_workspace)
     _command = field_validator("command")(_check_text("check command"))
 
 
@@ -337,9 +524,9 @@ class CheckResult(JobModel):
     exit_code: int | None = Field(description="None: timed out; negative: killed by a signal.")
     timed_out: bool
     duration_ms: int = Field(ge=0)
-    log_path: str
-    log_url: str
+    log: StoredFile | None = None
     output_tail: str = Field(max_length=4000, description="The last lines of output.")
+    attempts: Attempts = Field(default_factory=Attempts)
 
     def step_record(self) -> StepRecord:
         payload = CheckPayload(
@@ -348,11 +535,14 @@ class CheckResult(JobModel):
             timed_out=self.timed_out,
             duration_ms=self.duration_ms,
             output_tail=None if self.passed else self.output_tail[-1000:],
+            attempts=self.attempts.count,
+            retried_because=list(self.attempts.reasons) or None,
         )
         return StepRecord(
             status="succeeded" if self.passed else "failed",
             payload=payload.dump(),
-            log_url=self.log_url,
+            log_storage_id=self.log.storage_id if self.log else None,
+            attempts=self.attempts.count,
         )
 
 
@@ -364,87 +554,44 @@ class CheckPayload(Payload):
     timed_out: bool
     duration_ms: int
     output_tail: str | None = None
+    attempts: int = 1
+    retried_because: list[str] | None = None
 
 
 # --- commit_and_push ------------------------------------------------------------------------
 
 
 class CommitAndPushInput(JobModel):
-    """Commit everything the agent changed on ``branch`` and push the branch to origin."""
+    """Push the job's checkpoint commit to the work branch (nothing to push: nothing changed)."""
 
-    workspace: WorkspacePath
-    repo: Repo = Field(description="The work order's repo, as given to prepare_workspace.")
-    branch: str
-    base_sha: str = Field(description="Workspace.base_sha: where the diff starts.")
-    message: str = Field(min_length=1, max_length=20_000, description="The commit message.")
-
-    _workspace = field_validator("workspace")(_check_workspace)
-    _repo = field_validator("repo")(_check_repo)
-    _message = field_validator("message")(_check_text("commit message"))
-
-    @field_validator("branch")
-    @classmethod
-    def _branch(cls, value: str) -> str:
-        return check_branch_name(value)
-
-    @field_validator("base_sha")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not _SHA.match(value):
-            raise ValueError("base_sha must be a full lower-case commit sha (40 hex digits)")
-        return value
-
-
-class CaptureDiffInput(JobModel):
-    """Input of ``capture_diff``: the workspace and the base its diff starts from."""
-
-    workspace: WorkspacePath
-    base_sha: str = Field(min_length=4, max_length=64, description="Workspace.base_sha.")
-
-
-class DiffResult(JobModel):
-    """A diff written to the artifact store (``capture_diff``)."""
-
-    changed: bool
-    diff_path: str
-    diff_url: str
-    files_changed: int = Field(ge=0)
-    insertions: int = Field(ge=0)
-    deletions: int = Field(ge=0)
+    state: WorkspaceState
+    remote_branch_sha: str | None = Field(
+        description="Workspace.remote_branch_sha: the lease; the push replaces only that."
+    )
 
 
 class CommitResult(JobModel):
-    """What was committed and pushed; ``changed=False`` is the clear "nothing to do" outcome."""
+    """What was pushed; ``changed=False`` is the clear "nothing to do" outcome."""
 
     changed: bool = Field(description="False: the agent changed nothing; nothing was pushed.")
-    reason: str | None = Field(default=None, description="Why nothing was committed, if so.")
-    committed: bool = Field(description="This attempt made the commit (False on a retry).")
-    pushed: bool
+    reason: str | None = Field(default=None, description="Why nothing was pushed, if so.")
+    pushed: bool = Field(description="This attempt pushed (False when the remote had it).")
     branch: str
     base_sha: str
-    commit_sha: str | None = Field(description="HEAD after the commit; None when unchanged.")
-    diff_path: str | None
-    diff_url: str | None
-    files_changed: int = Field(ge=0)
-    insertions: int = Field(ge=0)
-    deletions: int = Field(ge=0)
+    commit_sha: str | None = Field(description="The pushed commit; None when unchanged.")
 
     def step_record(self) -> StepRecord:
         payload = CommitPayload(
-            changed=self.changed,
-            commit_sha=self.commit_sha,
-            files_changed=self.files_changed,
-            reason=self.reason,
+            changed=self.changed, commit_sha=self.commit_sha, reason=self.reason
         )
         return StepRecord(status="succeeded", payload=payload.dump())
 
 
 class CommitPayload(Payload):
-    """``commit_and_push``'s step payload; ``reason`` says why nothing was committed."""
+    """``commit_and_push``'s step payload; ``reason`` says why nothing was pushed."""
 
     changed: bool
     commit_sha: str | None
-    files_changed: int
     reason: str | None = None
 
 
@@ -452,7 +599,8 @@ class CommitPayload(Payload):
 
 
 class OpenPullRequestInput(JobModel):
-    """Find or create the open pull request ``branch`` -> ``base_branch`` on GitHub."""
+    """Find or create the open pull request ``branch`` -> ``base_branch`` on GitHub; an open
+    one (a follow-up's) gets the title and body given, which describe the whole change."""
 
     repo: Repo = Field(description="The work order's repo (origin's URL).")
     branch: str = Field(description="The pushed work branch (the PR's head).")
@@ -478,12 +626,15 @@ class PullRequestResult(JobModel):
     url: str | None = Field(default=None, description="The pull request's html_url.")
     number: int | None = None
     created: bool = Field(default=False, description="False when an open one already existed.")
+    updated: bool = Field(default=False, description="An existing one got a new title/body.")
     repository: str | None = Field(default=None, description="owner/name on GitHub.")
 
     def step_record(self) -> StepRecord:
         if self.skipped:
             return StepRecord(status="skipped", payload={"reason": self.reason})
-        payload = PullRequestPayload(url=self.url, number=self.number, created=self.created)
+        payload = PullRequestPayload(
+            url=self.url, number=self.number, created=self.created, updated=self.updated
+        )
         return StepRecord(status="succeeded", payload=payload.dump())
 
 
@@ -493,3 +644,4 @@ class PullRequestPayload(Payload):
     url: str | None
     number: int | None
     created: bool
+    updated: bool = False

@@ -23,6 +23,8 @@ from activities.convex_client import (
 from activities.persistence_models import (
     ArtifactAdd,
     EventAppend,
+    EventBatch,
+    RejectWorkOrder,
     RunStart,
     RunStatusResult,
     RunStatusUpdate,
@@ -97,6 +99,18 @@ class PersistenceActivities:
         """``events:append``: deduplicated on the workflow's idempotency key."""
         return str(await self._mutation("events:append", event.convex_args()))
 
+    @activity.defn(name="append_events")
+    async def append_events(self, batch: EventBatch) -> int:
+        """``events:appendBatch``: several events in one call, each deduplicated on its key."""
+        value = await self._mutation("events:appendBatch", batch.convex_args())
+        return int(value["inserted"])
+
+    @activity.defn(name="reject_work_order")
+    async def reject_work_order(self, reject: RejectWorkOrder) -> bool:
+        """``workOrders:reject``: the order fails with the reason (idempotent)."""
+        value = await self._mutation("workOrders:reject", reject.convex_args())
+        return bool(value["changed"])
+
     @activity.defn(name="update_run_status")
     async def update_run_status(self, update: RunStatusUpdate) -> RunStatusResult:
         """``runs:updateStatus``: guarded by the transition table; repeating is a no-op."""
@@ -112,5 +126,7 @@ class PersistenceActivities:
             self.upsert_step,
             self.add_artifact,
             self.append_event,
+            self.append_events,
+            self.reject_work_order,
             self.update_run_status,
         ]

@@ -56,7 +56,7 @@ class RunStart(ConvexArgs):
 
 
 class StepUpdate(ConvexArgs):
-    """Arguments of ``steps:appendOrUpdate``."""
+    """Arguments of ``steps:appendOrUpdate`` (it writes the step's state_change event too)."""
 
     run_id: str = _ID
     name: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
@@ -66,6 +66,8 @@ class StepUpdate(ConvexArgs):
     ended_at: float | None = Field(default=None, ge=0)
     payload: dict[str, Any] | None = None
     log_url: str | None = None
+    log_storage_id: str | None = Field(default=None, description="The step's log in storage.")
+    attempts: int | None = Field(default=None, ge=1)
 
 
 class StepResult(BaseModel):
@@ -77,12 +79,22 @@ class StepResult(BaseModel):
 
 
 class ArtifactAdd(ConvexArgs):
-    """Arguments of ``artifacts:add``."""
+    """Arguments of ``artifacts:add``: a URL (a pull request) or a file in Convex storage."""
 
     run_id: str = _ID
     type: ArtifactType
-    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
+    storage_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
     label: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
+    idempotency_key: str = Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+    created_at: float | None = Field(default=None, ge=0)
+
+
+class NewEvent(ConvexArgs):
+    """One event of an ``events:appendBatch`` call."""
+
+    type: EventType
+    data: dict[str, Any] | None = None
     idempotency_key: str = Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
     created_at: float | None = Field(default=None, ge=0)
 
@@ -98,8 +110,24 @@ class EventAppend(ConvexArgs):
     created_at: float | None = Field(default=None, ge=0)
 
 
+class EventBatch(ConvexArgs):
+    """Arguments of ``events:appendBatch``: events of one run, each deduplicated on its key."""
+
+    run_id: str = _ID
+    workflow_request_id: str = _ID
+    events: tuple[NewEvent, ...] = Field(max_length=100)
+
+
+class RunUsage(ConvexArgs):
+    """The agent's token usage over the run (``runs:updateStatus``'s ``usage``)."""
+
+    input_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+
+
 class RunStatusUpdate(ConvexArgs):
-    """Arguments of ``runs:updateStatus``."""
+    """Arguments of ``runs:updateStatus`` (it writes the run's state_change event too)."""
 
     run_id: str = _ID
     status: RunStatus
@@ -107,6 +135,16 @@ class RunStatusUpdate(ConvexArgs):
     failure_reason: dict[str, Any] | None = None
     pr_url: str | None = None
     commit_sha: str | None = None
+    usage: RunUsage | None = None
+    agent_ms: int | None = Field(default=None, ge=0)
+    final_message: str | None = Field(default=None, max_length=4000)
+
+
+class RejectWorkOrder(ConvexArgs):
+    """Arguments of ``workOrders:reject``: an order the job cannot run fails with the reason."""
+
+    workflow_request_id: str = _ID
+    reason: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
 
 
 class RunStatusResult(BaseModel):

@@ -53,7 +53,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from activities.sandbox import OFF_WARNING, SandboxPolicy, resolve_program, wrap
 
@@ -144,6 +144,8 @@ class ProcessResult:
     stdout: str = ""  # only with capture=True (cut at capture_limit characters)
     stderr: str = ""
     tail: tuple[str, ...] = field(default_factory=tuple)  # the last lines, both streams
+    stopped: bool = False  # ended because the caller's ``stop`` event was set
+    log_truncated: bool = False  # the log hit its cap (head and tail kept)
 
 
 class CappedLog:
@@ -257,6 +259,10 @@ class _Output:
     def captured(self, stream: Stream) -> str:
         text = "\n".join(self._captured[stream])
         return text[: self._limit]
+
+    @property
+    def log_truncated(self) -> bool:
+        return self._log is not None and self._log.cut_bytes > 0
 
     def close(self) -> None:
         if self._log is not None:
@@ -448,6 +454,7 @@ async def run_process(
     sandbox: SandboxPolicy | None = None,
     stdin: bytes | Path | None = None,
     log_limit: int | None = DEFAULT_LOG_LIMIT,
+    stop: asyncio.Event | None = None,
 ) -> ProcessResult:
     """Run ``argv`` in ``cwd`` with exactly ``env``; see the module docstring.
 
@@ -459,7 +466,9 @@ async def run_process(
     ``sandbox``: run under :mod:`activities.sandbox`'s policy (None: as is, for the worker's
     own trusted commands such as git). ``stdin``: bytes to feed, or a file to read (default:
     /dev/null). ``log_limit``: the log file's cap in bytes (None: unlimited). Sandboxed, a
-    child killed by signal N exits 128+N (bwrap reports it so), not -N.
+    child killed by signal N exits 128+N (bwrap reports it so), not -N. ``stop``: when set, the
+    process is stopped like on a time limit and the result says ``stopped`` (a budget spent,
+    the worker handing the step over).
     """
     marker: str | None = None
     if sandbox is not None and sandbox.enabled:
@@ -509,16 +518,25 @@ async def run_process(
         assert proc.stdin is not None
         feeder = asyncio.create_task(_feed(proc.stdin, stdin))
     beats: asyncio.Task[None] | None = None
-    timed_out = False
+    timed_out = stopped = False
     try:
         if on_start is not None:
             on_start(proc.pid)
         if heartbeat is not None:
             beats = asyncio.create_task(_beat(heartbeat, heartbeat_interval))
+        exited = asyncio.ensure_future(proc.wait())
+        waits: set[asyncio.Future[Any]] = {exited}
+        stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if stopping is not None:
+            waits.add(stopping)
         try:
-            await asyncio.wait_for(proc.wait(), time_limit)
-        except TimeoutError:
-            timed_out = True
+            await asyncio.wait(waits, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+        if not exited.done():
+            stopped = stop is not None and stop.is_set()
+            timed_out = not stopped
             await _stop_group(proc, kill_grace, sandboxed=sandboxed)
     except BaseException:
         await _stop_group(proc, kill_grace, sandboxed=sandboxed)
@@ -542,8 +560,10 @@ async def run_process(
         raise out.callback_error
     return ProcessResult(
         pid=proc.pid,
-        exit_code=None if timed_out else proc.returncode,
+        exit_code=None if timed_out or stopped else proc.returncode,
         timed_out=timed_out,
+        stopped=stopped,
+        log_truncated=out.log_truncated,
         duration_seconds=time.monotonic() - started,
         stdout=out.captured("stdout"),
         stderr=out.captured("stderr"),

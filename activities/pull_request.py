@@ -10,7 +10,8 @@ Skipping is a result (``skipped=True`` and a ``reason``), never an exception.
 
 Never two pull requests: first ``GET /repos/{o}/{r}/pulls?head={o}:{branch}&state=open``; only
 when none is open, ``POST /repos/{o}/{r}/pulls``; a 422 "already exists" (a concurrent attempt
-won the race) lists again and returns that one.
+won the race) lists again and returns that one. An open one (a follow-up continues its branch)
+is updated with the title and body given (``PATCH``), which describe the whole change.
 
 Errors (``ApplicationError.type``): GitHubUnauthorized (401), GitHubForbidden (403),
 GitHubNotFound (404), GitHubValidationFailed (422, e.g. no commits between the branches),
@@ -129,14 +130,38 @@ def _skipped(reason: str) -> PullRequestResult:
     return PullRequestResult(skipped=True, reason=reason)
 
 
-def _result(pr: dict[str, Any], repository: str, created: bool) -> PullRequestResult:
+def _result(
+    pr: dict[str, Any], repository: str, created: bool, updated: bool = False
+) -> PullRequestResult:
     return PullRequestResult(
         skipped=False,
         url=str(pr["html_url"]),
         number=int(pr["number"]),
         created=created,
+        updated=updated,
         repository=repository,
     )
+
+
+async def _update(
+    client: httpx.AsyncClient,
+    owner: str,
+    name: str,
+    pr: dict[str, Any],
+    inp: OpenPullRequestInput,
+) -> PullRequestResult:
+    """An open pull request (a follow-up's) gets the title and body that describe the whole
+    change; unchanged ones are left alone, so a retry makes no second edit."""
+    repository = f"{owner}/{name}"
+    if pr.get("title") == inp.title and (pr.get("body") or "") == inp.body:
+        return _result(pr, repository, created=False)
+    response = await client.patch(
+        f"/repos/{owner}/{name}/pulls/{pr['number']}", json={"title": inp.title, "body": inp.body}
+    )
+    if response.status_code != 200:
+        raise classify_response(response, "updating the pull request", repository)
+    log.info("pull_request_updated", repository=repository, number=pr["number"])
+    return _result(response.json(), repository, created=False, updated=True)
 
 
 async def _find_open(
@@ -190,7 +215,7 @@ async def open_pull_request(
             existing = await _find_open(client, owner, name, inp.branch)
             if existing is not None:
                 log.info("pull_request_found", repository=repository, number=existing["number"])
-                return _result(existing, repository, created=False)
+                return await _update(client, owner, name, existing, inp)
             response = await client.post(
                 f"/repos/{owner}/{name}/pulls",
                 json={

@@ -1,24 +1,45 @@
-"""``prepare_workspace``: a clean checkout of the work branch, made from the base branch.
+"""The job's workspace, rebuilt exactly wherever a step runs: prepare, hold, checkpoint, sweep.
 
-The workspace is ``<data_dir>/workspaces/<work order id>``, one per work order, so a retried
-activity (or a retried workflow) finds and reuses it: fetch, then force the work branch back to
-the base tip and remove every untracked file. A directory that is not a workspace of the same
-repository (a half-made clone of another URL, a stray folder) is deleted and made again.
+A job's steps may run on different workers (a worker is lost, scaled in, or simply busy), so
+no step trusts a directory an earlier step left. Every workspace step names the commit it must
+start from (``WorkspaceState``) and ``Workspaces.hold`` makes the local tree exactly that
+commit, clean, before the step runs:
 
-Credentials: the repository URL given is used on git's command line only (for fetch and
-push, never while the agent runs); ``.git/config`` records the URL with credentials removed, so
-the agent, which works in this directory, cannot read a token from it. Logs, errors and the
-result carry the redacted URL only.
+- on the worker that already has it: ``checkout --force`` + ``clean -ffdx`` (a tree an earlier,
+  killed attempt left dirty is reset, never reused as is);
+- elsewhere: a fresh workspace from the repository (its base), plus the job's own commits from
+  the checkpoint bundle in Convex storage (``bundle_storage_id``).
 
-All of the job's activities must run where the workspace is: one worker, or workers sharing
-``JANGAR_DATA_DIR``.
+``Workspaces.checkpoint`` turns what the agent left into ONE commit on top of the start (the
+job's message and author, with a fixed time so the same tree always gives the same commit),
+writes ``git bundle`` of ``start..commit`` and the diff, and uploads both to Convex storage:
+from then on the work exists off this worker.
+
+One step at a time per work order on a worker: ``hold`` takes an in-process lock and a file
+lock (``fcntl.flock``) on the job's lock file, so a retried attempt on the same worker waits
+for a stale one to be stopped instead of editing the same tree beside it.
+
+Disk: workspaces and the job's private files (logs, prompt, per-step HOME) live under the data
+directory; ``sweep`` removes those untouched for the retention period, never one held.
+
+Credentials: the repository URL given is used on git's command line only, with the token as a
+header (``activities.gitcli``); ``.git/config`` records the URL with credentials removed, so
+the agent, which works in this directory, cannot read a token from it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -26,37 +47,33 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import JobConfig
 from activities.gitcli import REPOSITORY_NOT_FOUND, run_git
-from activities.models import PrepareWorkspaceInput, Workspace, check_branch_name
+from activities.models import JobSpec, StoredFile, Workspace, WorkspaceState
 from activities.repo_url import classify_repo, redact_url
+from activities.storage import FileStore
 
 BASE_BRANCH_NOT_FOUND = "BaseBranchNotFound"  # non-retryable
 INVALID_BRANCH = "InvalidBranch"  # non-retryable
-WORKSPACE_MISSING = "WorkspaceMissing"  # non-retryable
+PARENT_COMMIT_MISSING = "ParentCommitMissing"  # non-retryable: the branch was rewritten
+CHECKPOINT_INVALID = "CheckpointInvalid"  # non-retryable: the bundle lacks the commit
 
 FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
+CHECKPOINT_REF = "refs/jangar/checkpoint"
+LEASE_FILE = ".jangar-lease"
 
 log = structlog.stdlib.get_logger(__name__)
 
+Heartbeat = Callable[..., None]
 
-def open_workspace(path: str, config: JobConfig) -> Path:
-    """The workspace directory a later activity was given, checked to be one of ours."""
-    root = config.workspaces_root
-    resolved = Path(path).resolve()
-    if not resolved.is_relative_to(root) or resolved == root:
-        raise ApplicationError(
-            f"workspace {path} is not under this worker's workspace directory {root}"
-            " (JANGAR_DATA_DIR); pass the path prepare_workspace returned",
-            type=WORKSPACE_MISSING,
-            non_retryable=True,
-        )
-    if not (resolved / ".git").is_dir():
-        raise ApplicationError(
-            f"workspace {path} does not exist on this worker: prepare_workspace ran elsewhere"
-            " or it was deleted. Run the job's activities on one worker or share JANGAR_DATA_DIR",
-            type=WORKSPACE_MISSING,
-            non_retryable=True,
-        )
-    return resolved
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What ``Workspaces.checkpoint`` made: the new state and what changed since the start."""
+
+    state: WorkspaceState
+    diff: StoredFile | None
+    files_changed: int
+    insertions: int
+    deletions: int
 
 
 def _local_repo_path(repo: str) -> Path | None:
@@ -68,6 +85,351 @@ def _local_repo_path(repo: str) -> Path | None:
     return None
 
 
+def parse_shortstat(text: str) -> tuple[int, int, int]:
+    """(files changed, insertions, deletions) from ``git diff --shortstat``."""
+    counts = {"file": 0, "insertion": 0, "deletion": 0}
+    words = text.replace(",", " ").split()
+    for number, kind in itertools.pairwise(words):
+        if number.isdigit():
+            for key in counts:
+                if kind.startswith(key):
+                    counts[key] = int(number)
+    return counts["file"], counts["insertion"], counts["deletion"]
+
+
+class Workspaces:
+    """The job workspaces of one worker (see the module docstring)."""
+
+    def __init__(self, config: JobConfig, *, files: FileStore) -> None:
+        self._config = config
+        self._files = files
+        self.root = config.workspaces_root
+        self.private_root = config.data_dir.expanduser().resolve() / "private"
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.held: set[str] = set()
+
+    # ----- places --------------------------------------------------------------------------
+    def path_for(self, work_order_id: str) -> Path:
+        return self.root / work_order_id
+
+    def private_dir(self, work_order_id: str) -> Path:
+        """The job's private files (prompt, logs, per-step HOME): never inside the workspace."""
+        path = self.private_root / work_order_id
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    # ----- git helpers ---------------------------------------------------------------------
+    async def _git(self, args: list[str], ws: Path, **kwargs: Any) -> str:
+        out = await run_git(args, cwd=ws, config=self._config, **kwargs)
+        return out.stdout
+
+    async def _rev(self, ws: Path, ref: str) -> str | None:
+        out = await run_git(
+            ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            cwd=ws,
+            config=self._config,
+            check=False,
+        )
+        sha = out.stdout.strip()
+        return sha if out.exit_code == 0 and sha else None
+
+    async def _open_or_init(self, path: Path, repo: str) -> bool:
+        """Reuse ``path`` if it is a workspace of ``repo`` (True), else make it afresh."""
+        recorded = redact_url(repo)
+        if (path / ".git").is_dir():
+            origin = await run_git(
+                ["config", "--get", "remote.origin.url"], cwd=path, config=self._config, check=False
+            )
+            if origin.exit_code == 0 and origin.stdout.strip() == recorded:
+                (path / ".git" / "index.lock").unlink(missing_ok=True)  # left by a killed git
+                return True
+        await asyncio.to_thread(_make_empty, path)
+        await self._git(["init", "--quiet"], path)
+        await self._git(["remote", "add", "origin", recorded], path)
+        return False
+
+    async def _fetch(self, ws: Path, repo: str, heartbeat: Heartbeat | None) -> None:
+        shown = redact_url(repo)
+        local = _local_repo_path(repo)
+        if local is not None and not local.exists():
+            raise ApplicationError(
+                f"repository {shown} not found: no such path on this worker",
+                type=REPOSITORY_NOT_FOUND,
+                non_retryable=True,
+            )
+        await self._git(
+            ["fetch", "--prune", "--no-tags", "--", repo, FETCH_REFSPEC],
+            ws,
+            remote=repo,
+            heartbeat=heartbeat,
+            what=f"git fetch {shown}",
+        )
+
+    async def _default_branch(self, ws: Path, repo: str) -> str:
+        listing = await self._git(
+            ["ls-remote", "--symref", "--", repo, "HEAD"],
+            ws,
+            remote=repo,
+            what="git ls-remote (default branch)",
+        )
+        for line in listing.splitlines():
+            if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+                return line[len("ref: refs/heads/") : -len("\tHEAD")]
+        branches = await self._remote_branches(ws)
+        for candidate in ("main", "master"):
+            if candidate in branches:
+                return candidate
+        raise ApplicationError(
+            f"repository {redact_url(repo)} has no default branch (is it empty?); push a first"
+            " commit or set the work order's base branch",
+            type=BASE_BRANCH_NOT_FOUND,
+            non_retryable=True,
+        )
+
+    async def _remote_branches(self, ws: Path) -> list[str]:
+        refs = await self._git(
+            ["for-each-ref", "--format=%(refname:lstrip=3)", "refs/remotes/origin/"], ws
+        )
+        return [name for name in refs.splitlines() if name and name != "HEAD"]
+
+    async def _checkout_exact(self, ws: Path, branch: str, sha: str) -> None:
+        await self._git(["checkout", "--quiet", "--force", "-B", branch, sha], ws)
+        await self._git(["clean", "-ffdxq"], ws)
+
+    # ----- prepare -------------------------------------------------------------------------
+    async def prepare(self, job: JobSpec, *, heartbeat: Heartbeat | None = None) -> Workspace:
+        """Resolve where the job starts and check it out: the base branch's tip, or for a
+        follow-up the head its earlier order pushed."""
+        path = self.path_for(job.work_order_id)
+        async with self._lock(job.work_order_id):
+            reused = await self._open_or_init(path, job.repo)
+            await self._fetch(path, job.repo, heartbeat)
+            base = job.base_branch or await self._default_branch(path, job.repo)
+            base_tip = await self._rev(path, f"refs/remotes/origin/{base}")
+            if base_tip is None:
+                known = await self._remote_branches(path)
+                listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
+                raise ApplicationError(
+                    f"base branch {base!r} does not exist in {redact_url(job.repo)} (branches:"
+                    f" {listed or 'none'}); fix the work order's base branch",
+                    type=BASE_BRANCH_NOT_FOUND,
+                    non_retryable=True,
+                )
+            if job.branch == base:
+                raise ApplicationError(
+                    f"the work branch {job.branch!r} is the base branch; choose another branch",
+                    type=INVALID_BRANCH,
+                    non_retryable=True,
+                )
+            remote_branch = await self._rev(path, f"refs/remotes/origin/{job.branch}")
+            start = base_tip
+            if job.parent is not None:
+                if remote_branch != job.parent.commit_sha:
+                    raise ApplicationError(
+                        f"the follow-up continues {job.branch!r} at {job.parent.commit_sha[:12]},"
+                        f" but the branch is now at {(remote_branch or 'nothing')[:12]} (it was"
+                        " rewritten or deleted); start the request afresh",
+                        type=PARENT_COMMIT_MISSING,
+                        non_retryable=True,
+                    )
+                start = job.parent.commit_sha
+            await self._checkout_exact(path, job.branch, start)
+            self._touch(path)
+        state = WorkspaceState(
+            work_order_id=job.work_order_id,
+            repo=job.repo,
+            branch=job.branch,
+            base_sha=start,
+            commit_sha=start,
+        )
+        log.info(
+            "workspace_prepared",
+            path=str(path),
+            repo=redact_url(job.repo),
+            branch=job.branch,
+            base_branch=base,
+            start=start,
+            reused=reused,
+            follow_up=job.parent is not None,
+        )
+        return Workspace(
+            state=state,
+            base_branch=base,
+            remote_branch_sha=remote_branch,
+            repo=redact_url(job.repo),
+            reused=reused,
+        )
+
+    # ----- hold ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _lock(self, work_order_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(work_order_id, asyncio.Lock())
+        async with lock:
+            lock_path = self.private_dir(work_order_id) / "lock"
+            handle = await asyncio.to_thread(lock_path.open, "a")
+            try:
+                await _flock(handle)
+                self.held.add(work_order_id)
+                try:
+                    yield
+                finally:
+                    self.held.discard(work_order_id)
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            finally:
+                handle.close()
+
+    @contextlib.asynccontextmanager
+    async def hold(
+        self, state: WorkspaceState, *, heartbeat: Heartbeat | None = None
+    ) -> AsyncIterator[Path]:
+        """The workspace at exactly ``state.commit_sha``, clean, held for this step."""
+        path = self.path_for(state.work_order_id)
+        async with self._lock(state.work_order_id):
+            await self._open_or_init(path, state.repo)
+            if await self._rev(path, state.base_sha) is None:
+                await self._fetch(path, state.repo, heartbeat)
+                if await self._rev(path, state.base_sha) is None:
+                    raise ApplicationError(
+                        f"the job's start {state.base_sha[:12]} is no longer in"
+                        f" {redact_url(state.repo)} (the branch was rewritten)",
+                        type=PARENT_COMMIT_MISSING,
+                        non_retryable=True,
+                    )
+            if await self._rev(path, state.commit_sha) is None:
+                await self._restore(path, state, heartbeat)
+            await self._checkout_exact(path, state.branch, state.commit_sha)
+            self._touch(path)
+            yield path
+            self._touch(path)
+
+    async def _restore(self, ws: Path, state: WorkspaceState, heartbeat: Heartbeat | None) -> None:
+        """Bring the job's own commits in from its checkpoint bundle in Convex storage."""
+        if state.bundle_storage_id is None:
+            raise ApplicationError(
+                f"commit {state.commit_sha[:12]} is not in the repository and the state names"
+                " no checkpoint bundle",
+                type=CHECKPOINT_INVALID,
+                non_retryable=True,
+            )
+        bundle = self.private_dir(state.work_order_id) / "bundles" / f"{state.commit_sha}.bundle"
+        await self._files.get(state.bundle_storage_id, bundle, heartbeat=heartbeat)
+        await self._git(["bundle", "verify", "--quiet", str(bundle)], ws)
+        await self._git(
+            ["fetch", "--quiet", str(bundle), f"+{CHECKPOINT_REF}:{CHECKPOINT_REF}"], ws
+        )
+        if await self._rev(ws, state.commit_sha) is None:
+            raise ApplicationError(
+                f"checkpoint bundle {state.bundle_storage_id} does not hold commit"
+                f" {state.commit_sha[:12]}",
+                type=CHECKPOINT_INVALID,
+                non_retryable=True,
+            )
+        log.info("workspace_restored", commit=state.commit_sha, bundle=state.bundle_storage_id)
+
+    # ----- checkpoint ----------------------------------------------------------------------
+    async def checkpoint(
+        self,
+        ws: Path,
+        state: WorkspaceState,
+        *,
+        message: str,
+        committed_at_ms: int,
+        heartbeat: Heartbeat | None = None,
+    ) -> Checkpoint:
+        """Commit the tree on top of ``state.commit_sha`` and put the work in Convex storage."""
+        await self._git(["add", "--all"], ws)
+        staged = await run_git(
+            ["diff", "--cached", "--quiet", state.commit_sha],
+            cwd=ws,
+            config=self._config,
+            check=False,
+        )
+        if staged.exit_code == 0:
+            return Checkpoint(state=state, diff=None, files_changed=0, insertions=0, deletions=0)
+        when = f"@{committed_at_ms // 1000} +0000"
+        who = {
+            "GIT_AUTHOR_NAME": self._config.git_author_name,
+            "GIT_AUTHOR_EMAIL": self._config.git_author_email,
+            "GIT_COMMITTER_NAME": self._config.git_author_name,
+            "GIT_COMMITTER_EMAIL": self._config.git_author_email,
+            "GIT_AUTHOR_DATE": when,
+            "GIT_COMMITTER_DATE": when,
+        }
+        tree = (await self._git(["write-tree"], ws)).strip()
+        commit = (
+            await self._git(
+                ["commit-tree", tree, "-p", state.commit_sha, "-m", message], ws, extra_env=who
+            )
+        ).strip()
+        await self._git(["update-ref", CHECKPOINT_REF, commit], ws)
+        await self._checkout_exact(ws, state.branch, commit)
+        private = self.private_dir(state.work_order_id)
+        bundle = private / "bundles" / f"{commit}.bundle"
+        bundle.parent.mkdir(exist_ok=True)
+        await self._git(
+            ["bundle", "create", "--quiet", str(bundle), CHECKPOINT_REF, f"^{state.base_sha}"], ws
+        )
+        diff_path = private / f"diff-{commit[:12]}.patch"
+        await self._git(["diff", "--binary", f"--output={diff_path}", state.base_sha, commit], ws)
+        stat = await self._git(["diff", "--shortstat", state.base_sha, commit], ws)
+        files, insertions, deletions = parse_shortstat(stat)
+        stored_bundle = await self._files.put(
+            bundle, content_type="application/x-git-bundle", heartbeat=heartbeat
+        )
+        stored_diff = await self._files.put(
+            diff_path, content_type="text/x-diff; charset=utf-8", heartbeat=heartbeat
+        )
+        new_state = state.model_copy(
+            update={"commit_sha": commit, "bundle_storage_id": stored_bundle.storage_id}
+        )
+        log.info("workspace_checkpointed", commit=commit, files_changed=files)
+        return Checkpoint(
+            state=new_state,
+            diff=stored_diff,
+            files_changed=files,
+            insertions=insertions,
+            deletions=deletions,
+        )
+
+    # ----- disk ----------------------------------------------------------------------------
+    @staticmethod
+    def _touch(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            (path / ".git" / LEASE_FILE).touch()
+
+    def sweep(self, *, retention_seconds: float, now: float | None = None) -> list[str]:
+        """Remove workspaces and private files untouched for ``retention_seconds``, never one
+        a step holds; the work order ids removed."""
+        cutoff = (now if now is not None else time.time()) - retention_seconds
+        removed: list[str] = []
+        for root in (self.root, self.private_root):
+            if not root.is_dir():
+                continue
+            for entry in root.iterdir():
+                if entry.name in self.held or not entry.is_dir():
+                    continue
+                lease = entry / ".git" / LEASE_FILE
+                marker = lease if lease.exists() else entry
+                try:
+                    touched = marker.stat().st_mtime
+                except OSError:
+                    continue
+                if touched < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry.name)
+        return sorted(set(removed))
+
+    def disk_bytes(self) -> int:
+        """Bytes the workspaces and private files take on disk."""
+        total = 0
+        for root in (self.root, self.private_root):
+            for dirpath, _dirs, names in os.walk(root):
+                for name in names:
+                    with contextlib.suppress(OSError):
+                        total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+        return total
+
+
 def _make_empty(path: Path) -> None:
     """An empty directory at ``path``; whatever was there (not a workspace of ours) goes."""
     if path.exists():
@@ -76,133 +438,11 @@ def _make_empty(path: Path) -> None:
     path.mkdir(parents=True)
 
 
-async def _open_or_init(path: Path, repo: str, config: JobConfig) -> bool:
-    """Reuse ``path`` if it is a workspace of ``repo`` (True), else make it afresh (False)."""
-    recorded = redact_url(repo)
-    if (path / ".git").is_dir():
-        origin = await run_git(
-            ["config", "--get", "remote.origin.url"], cwd=path, config=config, check=False
-        )
-        if origin.exit_code == 0 and origin.stdout.strip() == recorded:
-            (path / ".git" / "index.lock").unlink(missing_ok=True)  # left by a killed git
-            return True
-    _make_empty(path)
-    await run_git(["init", "--quiet"], cwd=path, config=config)
-    await run_git(["remote", "add", "origin", recorded], cwd=path, config=config)
-    return False
-
-
-async def _default_branch(path: Path, repo: str, config: JobConfig) -> str:
-    """The branch the remote's HEAD points at."""
-    listing = await run_git(
-        ["ls-remote", "--symref", "--", repo, "HEAD"],
-        cwd=path,
-        config=config,
-        remote=repo,
-        what="git ls-remote (default branch)",
-    )
-    for line in listing.stdout.splitlines():
-        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
-            return line[len("ref: refs/heads/") : -len("\tHEAD")]
-    branches = await _remote_branches(path, config)
-    for candidate in ("main", "master"):
-        if candidate in branches:
-            return candidate
-    raise ApplicationError(
-        f"repository {redact_url(repo)} has no default branch (is it empty?); push a first"
-        " commit or set the work order's base branch",
-        type=BASE_BRANCH_NOT_FOUND,
-        non_retryable=True,
-    )
-
-
-async def _remote_branches(path: Path, config: JobConfig) -> list[str]:
-    refs = await run_git(
-        ["for-each-ref", "--format=%(refname:lstrip=3)", "refs/remotes/origin/"],
-        cwd=path,
-        config=config,
-    )
-    return [name for name in refs.stdout.splitlines() if name and name != "HEAD"]
-
-
-async def rev_parse(path: Path, ref: str, config: JobConfig) -> str | None:
-    """The commit sha ``ref`` names, or None."""
-    out = await run_git(
-        ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-        cwd=path,
-        config=config,
-        check=False,
-    )
-    sha = out.stdout.strip()
-    return sha if out.exit_code == 0 and sha else None
-
-
-async def prepare_workspace(
-    inp: PrepareWorkspaceInput,
-    config: JobConfig,
-    heartbeat: Callable[[], None] | None = None,
-) -> Workspace:
-    """Clone or refresh the repository and check out a clean work branch from the base.
-
-    Raises ``ApplicationError`` types: RepositoryNotFound, RepositoryAccessDenied,
-    BaseBranchNotFound, InvalidBranch (non-retryable); GitNetworkError, GitTimeout,
-    GitCommandFailed (retryable).
-    """
-    shown = redact_url(inp.repo)
-    local = _local_repo_path(inp.repo)
-    if local is not None and not local.exists():
-        raise ApplicationError(
-            f"repository {shown} not found: no such path on this worker",
-            type=REPOSITORY_NOT_FOUND,
-            non_retryable=True,
-        )
-    path = config.workspaces_root / inp.work_order_id
-    reused = await _open_or_init(path, inp.repo, config)
-    await run_git(
-        ["fetch", "--prune", "--no-tags", "--", inp.repo, FETCH_REFSPEC],
-        cwd=path,
-        config=config,
-        remote=inp.repo,
-        heartbeat=heartbeat,
-        what=f"git fetch {shown}",
-    )
-    base = inp.base_branch or await _default_branch(path, inp.repo, config)
-    base_sha = await rev_parse(path, f"refs/remotes/origin/{base}", config)
-    if base_sha is None:
-        known = await _remote_branches(path, config)
-        listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
-        raise ApplicationError(
-            f"base branch {base!r} does not exist in {shown} (branches: {listed or 'none'});"
-            " fix the work order's base branch",
-            type=BASE_BRANCH_NOT_FOUND,
-            non_retryable=True,
-        )
-    branch = inp.work_branch
-    check_branch_name(branch)
-    if branch == base:
-        raise ApplicationError(
-            f"the work branch {branch!r} is the base branch; choose another branch hint",
-            type=INVALID_BRANCH,
-            non_retryable=True,
-        )
-    await run_git(
-        ["checkout", "--quiet", "--force", "-B", branch, base_sha], cwd=path, config=config
-    )
-    await run_git(["clean", "-ffdxq"], cwd=path, config=config)
-    log.info(
-        "workspace_prepared",
-        path=str(path),
-        repo=shown,
-        branch=branch,
-        base_branch=base,
-        base_sha=base_sha,
-        reused=reused,
-    )
-    return Workspace(
-        path=str(path),
-        branch=branch,
-        base_branch=base,
-        base_sha=base_sha,
-        repo=shown,
-        reused=reused,
-    )
+async def _flock(handle: Any) -> None:
+    """Take an exclusive lock on ``handle`` without blocking the event loop."""
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(0.1)

@@ -2,10 +2,12 @@
  * Artifacts of a run: PRs, diffs, files, logs, screenshots.
  *
  * Internal: the worker adds them. Each add carries the caller's idempotencyKey, so a retried
- * activity returns the first artifact instead of adding a duplicate.
+ * activity returns the first artifact instead of adding a duplicate. A log or diff is a file in
+ * Convex storage (`storageId`); its `url` is the one Convex serves it at.
  */
 import { v } from "convex/values";
 import { internalMutation } from "./_generated/server";
+import { fail } from "./lib/errors";
 import {
   MAX_TEXT_LENGTH,
   optionalTimestamp,
@@ -17,21 +19,27 @@ import { getRunOrThrow } from "./lib/lifecycle";
 import { artifactType } from "./lib/validators";
 
 /**
- * Add an artifact to a run. Deduplicated on (runId, idempotencyKey): a second call with the
- * same key returns the first artifact's id and writes nothing. createdAt defaults to now.
+ * Add an artifact to a run: a `url` (a pull request) or a stored file (`storageId`), exactly
+ * one of the two. Deduplicated on (runId, idempotencyKey): a second call with the same key
+ * returns the first artifact's id and writes nothing; when it carries another stored file (a
+ * retried upload), that file is deleted, so a retry leaves neither a second artifact nor an
+ * orphan file. createdAt defaults to now.
  */
 export const add = internalMutation({
   args: {
     runId: v.id("runs"),
     type: artifactType,
-    url: v.string(),
+    url: v.optional(v.string()),
+    storageId: v.optional(v.id("_storage")),
     label: v.string(),
     idempotencyKey: v.string(),
     createdAt: v.optional(v.number()),
   },
   returns: v.id("artifacts"),
   handler: async (ctx, args) => {
-    const url = requireUrl("url", args.url);
+    if ((args.url === undefined) === (args.storageId === undefined)) {
+      fail("INVALID_ARGUMENT", "pass exactly one of url and storageId.");
+    }
     const label = requireText("label", args.label, MAX_TEXT_LENGTH);
     const idempotencyKey = requireIdempotencyKey(args.idempotencyKey);
     const createdAt = optionalTimestamp("createdAt", args.createdAt);
@@ -43,12 +51,25 @@ export const add = internalMutation({
         q.eq("runId", run._id).eq("idempotencyKey", idempotencyKey),
       )
       .unique();
-    if (existing !== null) return existing._id;
-
+    if (existing !== null) {
+      if (args.storageId !== undefined && args.storageId !== existing.storageId) {
+        await ctx.storage.delete(args.storageId);
+      }
+      return existing._id;
+    }
+    let url: string;
+    if (args.storageId !== undefined) {
+      const served = await ctx.storage.getUrl(args.storageId);
+      if (served === null) fail("NOT_FOUND", `stored file ${args.storageId} does not exist`);
+      url = served;
+    } else {
+      url = requireUrl("url", args.url as string);
+    }
     return await ctx.db.insert("artifacts", {
       runId: run._id,
       type: args.type,
       url,
+      storageId: args.storageId,
       label,
       idempotencyKey,
       createdAt: createdAt ?? Date.now(),

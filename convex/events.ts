@@ -2,14 +2,42 @@
  * Events of a run: state changes, comments, system notes, in the order they happened.
  *
  * Internal: the worker appends them. Each append carries the caller's idempotencyKey, so a
- * retried activity returns the first event instead of appending a duplicate.
+ * retried activity returns the first event instead of appending a duplicate. State changes of
+ * steps and runs are written by steps:appendOrUpdate and runs:* themselves (lib/events.ts).
  */
 import { v } from "convex/values";
-import { internalMutation } from "./_generated/server";
+import type { Id } from "./_generated/dataModel";
+import { internalMutation, type MutationCtx } from "./_generated/server";
 import { fail } from "./lib/errors";
-import { assertSizeWithin, optionalTimestamp, requireIdempotencyKey } from "./lib/guards";
+import { insertEventOnce } from "./lib/events";
 import { getRunOrThrow } from "./lib/lifecycle";
 import { eventType } from "./lib/validators";
+
+/** Most events one appendBatch call takes. */
+export const MAX_BATCH = 100;
+
+const newEvent = {
+  type: eventType,
+  data: v.optional(v.any()),
+  idempotencyKey: v.string(),
+  createdAt: v.optional(v.number()),
+};
+
+async function runOfWorkOrder(
+  ctx: MutationCtx,
+  runId: Id<"runs">,
+  workflowRequestId: Id<"workflow_requests">,
+) {
+  const run = await getRunOrThrow(ctx, runId);
+  if (run.workflowRequestId !== workflowRequestId) {
+    fail(
+      "INVALID_ARGUMENT",
+      `run ${run._id} belongs to work order ${run.workflowRequestId}, not ` +
+        `${workflowRequestId}; pass the run's own workflowRequestId.`,
+    );
+  }
+  return run;
+}
 
 /**
  * Append an event to a run. `workflowRequestId` must be the run's work order
@@ -17,43 +45,40 @@ import { eventType } from "./lib/validators";
  * the same key returns the first event's id and writes nothing. createdAt defaults to now.
  */
 export const append = internalMutation({
+  args: { runId: v.id("runs"), workflowRequestId: v.id("workflow_requests"), ...newEvent },
+  returns: v.id("events"),
+  handler: async (ctx, args) => {
+    const run = await runOfWorkOrder(ctx, args.runId, args.workflowRequestId);
+    const { runId: _runId, workflowRequestId: _order, ...event } = args;
+    return (await insertEventOnce(ctx, run, event, Date.now())).eventId;
+  },
+});
+
+/**
+ * Append up to MAX_BATCH events to a run in one transaction, each deduplicated on its own key
+ * (the agent's live progress: one call every few seconds instead of one per event). Answers
+ * how many were new. A refused event (too large, a bad key) refuses the whole batch.
+ */
+export const appendBatch = internalMutation({
   args: {
     runId: v.id("runs"),
     workflowRequestId: v.id("workflow_requests"),
-    type: eventType,
-    data: v.optional(v.any()),
-    idempotencyKey: v.string(),
-    createdAt: v.optional(v.number()),
+    events: v.array(v.object(newEvent)),
   },
-  returns: v.id("events"),
+  returns: v.object({ inserted: v.number() }),
   handler: async (ctx, args) => {
-    assertSizeWithin("data", args.data);
-    const idempotencyKey = requireIdempotencyKey(args.idempotencyKey);
-    const createdAt = optionalTimestamp("createdAt", args.createdAt);
-
-    const run = await getRunOrThrow(ctx, args.runId);
-    if (run.workflowRequestId !== args.workflowRequestId) {
+    if (args.events.length > MAX_BATCH) {
       fail(
         "INVALID_ARGUMENT",
-        `run ${run._id} belongs to work order ${run.workflowRequestId}, not ` +
-          `${args.workflowRequestId}; pass the run's own workflowRequestId.`,
+        `events has ${args.events.length} entries; the limit is ${MAX_BATCH}. Send smaller batches.`,
       );
     }
-    const existing = await ctx.db
-      .query("events")
-      .withIndex("by_run_and_idempotency_key", (q) =>
-        q.eq("runId", run._id).eq("idempotencyKey", idempotencyKey),
-      )
-      .unique();
-    if (existing !== null) return existing._id;
-
-    return await ctx.db.insert("events", {
-      runId: run._id,
-      workflowRequestId: run.workflowRequestId,
-      type: args.type,
-      data: args.data,
-      idempotencyKey,
-      createdAt: createdAt ?? Date.now(),
-    });
+    const run = await runOfWorkOrder(ctx, args.runId, args.workflowRequestId);
+    const now = Date.now();
+    let inserted = 0;
+    for (const event of args.events) {
+      if ((await insertEventOnce(ctx, run, event, now)).inserted) inserted += 1;
+    }
+    return { inserted };
   },
 });

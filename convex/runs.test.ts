@@ -444,8 +444,12 @@ describe("runs:getTimeline", () => {
       cursor = page.continueCursor;
       if (pages.length > 5) throw new Error("pagination did not finish");
     }
-    expect(pages.map((p) => p.events.length)).toEqual([100, 100, 50]);
-    const seen = pages.flatMap((p) => p.events.map((e) => (e.data as { i: number }).i));
+    // The 250 appended events, plus the state changes the run and its three started steps
+    // wrote themselves: 254, in pages of 100.
+    expect(pages.map((p) => p.events.length)).toEqual([100, 100, 54]);
+    const all = pages.flatMap((p) => p.events);
+    expect(all.map((e) => e.createdAt)).toEqual([...all.map((e) => e.createdAt)].sort());
+    const seen = all.filter((e) => e.type === "system").map((e) => (e.data as { i: number }).i);
     expect(seen).toEqual(Array.from({ length: 250 }, (_, i) => i));
 
     const first = pages[0];
@@ -458,7 +462,7 @@ describe("runs:getTimeline", () => {
     expect(defaults.events).toHaveLength(100);
     expect(defaults.isDone).toBe(false);
     const big = await t.query(api.runs.getTimeline, { runId, cursor: null, limit: 500 });
-    expect(big.events).toHaveLength(250);
+    expect(big.events).toHaveLength(254);
     expect(big.isDone).toBe(true);
   });
 

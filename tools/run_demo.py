@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from activities.sandbox import SandboxConfig, SandboxUnavailable, probe
 from worker.cli.submit import SubmitRequest, create_work_order, follow, print_timeline, start_now
 from worker.factories import convex_client
 from worker.local.local_convex import DEV_ADMIN_KEY, start_local_backend
@@ -30,6 +31,8 @@ from worker.settings import load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
+PYTHON = os.path.realpath(sys.executable)
+PYTHON_PREFIX = Path(sys.base_prefix).resolve()
 
 
 def _git(*args: str, cwd: Path) -> None:
@@ -52,6 +55,19 @@ def make_sample_repo(base: Path) -> Path:
     return bare
 
 
+def sandbox_mode() -> str:
+    """bwrap when it works here; otherwise a NOTICE saying exactly why the run goes without."""
+    try:
+        probe(SandboxConfig())
+    except SandboxUnavailable as exc:
+        print(
+            "NOTICE: the sandbox (bubblewrap) does not work on this machine, so this run's agent"
+            f" and check run unsandboxed (JANGAR_SANDBOX=off): {exc}"
+        )
+        return "off"
+    return "bwrap"
+
+
 def codex_is_configured() -> bool:
     return shutil.which("codex") is not None and (
         bool(os.environ.get("OPENAI_API_KEY")) or (Path.home() / ".codex" / "auth.json").exists()
@@ -66,7 +82,8 @@ async def main() -> int:
         agent = None
         print("agent: the real Codex CLI (`codex exec`)")
     else:
-        agent = [sys.executable, str(STANDIN), "exec", "--json", "--sandbox", "workspace-write"]
+        # The interpreter itself (not the venv's link): the sandbox shows its prefix read-only.
+        agent = [PYTHON, str(STANDIN), "exec", "--json"]
         print(
             "NOTICE: the Codex CLI is not installed or not configured (OPENAI_API_KEY or "
             "~/.codex/auth.json), so this run uses the STAND-IN agent at "
@@ -87,9 +104,12 @@ async def main() -> int:
             "metrics_port": 0,
             "log_level": "WARNING",
             "log_format": "console",
+            "allow_local_repos": True,  # the sample repository is a local bare repository
+            "sandbox": sandbox_mode(),
         }
         if agent is not None:
             overrides["codex_command"] = agent
+            overrides["sandbox_read_only"] = [PYTHON_PREFIX, STANDIN.parent]
         settings = load_settings().model_copy(update=overrides)
         print(
             f"stack: Temporal {temporal.address} (pid {temporal.pid}), "

@@ -1,5 +1,5 @@
-"""Everything built from ``Settings``: the Convex client, the job activities' config, the
-activity sets a worker registers.
+"""Everything built from ``Settings``: the Convex client, the job activities' config and
+sandbox, the activity sets a worker registers.
 
 The one place where settings (the environment) turn into the constructor arguments of the
 lower layers, so ``activities/`` never reads settings itself.
@@ -7,10 +7,13 @@ lower layers, so ``activities/`` never reads settings itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from activities.config import JobConfig
 from activities.convex_client import ConvexClient
 from activities.jobs import JobActivities
 from activities.persistence import PersistenceActivities
+from activities.sandbox import SandboxConfig
 from worker.settings import Settings
 
 
@@ -25,13 +28,28 @@ def convex_client(settings: Settings) -> ConvexClient:
     )
 
 
+def codex_home(settings: Settings) -> Path | None:
+    """The operator's Codex home: CODEX_HOME, else ~/.codex when it exists."""
+    if settings.codex_home is not None:
+        return settings.codex_home
+    default = Path.home() / ".codex"
+    return default if default.is_dir() else None
+
+
 def job_config(settings: Settings) -> JobConfig:
     """The job activities' configuration, from the settings of the worker that runs them."""
     return JobConfig(
         data_dir=settings.data_dir,
-        artifact_base_url=settings.artifact_base_url,
         codex_command=tuple(settings.codex_command),
         agent_env_allow=tuple(settings.agent_env_allow),
+        codex_home=codex_home(settings),
+        log_limit_bytes=settings.log_limit_bytes,
+        max_tokens=settings.max_tokens,
+        max_agent_seconds=(
+            settings.max_agent_minutes * 60 if settings.max_agent_minutes is not None else None
+        ),
+        heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
+        workspace_retention_seconds=settings.workspace_retention_hours * 3600,
         agent_timeout_seconds=settings.agent_timeout_seconds,
         check_timeout_seconds=settings.check_timeout_seconds,
         git_timeout_seconds=settings.git_timeout_seconds,
@@ -42,13 +60,26 @@ def job_config(settings: Settings) -> JobConfig:
         github_token=settings.github_token,
         github_api_url=settings.github_api_url,
         github_timeout_seconds=settings.github_timeout_seconds,
-        worker_task_queue=settings.worker_task_queue,
+        worker_id=settings.worker_id,
+        default_checks=tuple(settings.check_commands),
+        allow_local_repos=settings.allow_local_repos,
+        webhook_secret=settings.webhook_secret,
     )
 
 
-def job_activities(settings: Settings) -> JobActivities:
+def sandbox_config(settings: Settings) -> SandboxConfig:
+    """How the agent and the checks are isolated: bubblewrap unless JANGAR_SANDBOX=off. The
+    data directory (every job's workspace and files) is hidden from every sandboxed step."""
+    return SandboxConfig(
+        mode="off" if settings.sandbox == "off" else "bwrap",
+        extra_read_only=tuple(settings.sandbox_read_only),
+        hidden=(settings.data_dir.expanduser().resolve(),),
+    )
+
+
+def job_activities(settings: Settings, convex: ConvexClient) -> JobActivities:
     """The real job activities, configured from ``settings``."""
-    return JobActivities(job_config(settings))
+    return JobActivities(job_config(settings), convex=convex, sandbox=sandbox_config(settings))
 
 
 def persistence_activities(convex: ConvexClient, settings: Settings) -> PersistenceActivities:

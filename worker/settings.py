@@ -95,11 +95,6 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JANGAR_DATA_DIR"),
         description="Workspaces, logs and diffs live under this directory.",
     )
-    artifact_base_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("JANGAR_ARTIFACT_BASE_URL"),
-        description="Public URL prefix for the artifact directory; file:// URLs when unset.",
-    )
     codex_command: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["codex", "exec", "--json", "--sandbox", "workspace-write"],
         validation_alias=AliasChoices("JANGAR_CODEX_COMMAND"),
@@ -172,6 +167,80 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GITHUB_TIMEOUT_SECONDS"),
         description="Timeout of one GitHub API request.",
     )
+    heartbeat_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        validation_alias=AliasChoices("JANGAR_HEARTBEAT_TIMEOUT_SECONDS"),
+        description="A workspace step whose worker stops heartbeating this long (SIGKILL, a lost"
+        " node) is retried on another worker from its checkpoint.",
+    )
+    codex_home: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CODEX_HOME"),
+        description="The operator's Codex home; its auth.json and config.toml are copied into"
+        " each agent step's private CODEX_HOME. Default ~/.codex when it exists.",
+    )
+    log_limit_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        validation_alias=AliasChoices("JANGAR_LOG_LIMIT_BYTES"),
+        description="Cap of one agent or check log (the head and the tail are kept).",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_MAX_TOKENS"),
+        description="Default token budget of a run's agent; a repository entry may set its own.",
+    )
+    max_agent_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_MAX_AGENT_MINUTES"),
+        description="Default agent time budget of a run; a repository entry may set its own.",
+    )
+    workspace_retention_hours: float = Field(
+        default=24.0 * 7,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_WORKSPACE_RETENTION_HOURS"),
+        description="Workspaces and local job files untouched this long are removed.",
+    )
+    allow_local_repos: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("JANGAR_ALLOW_LOCAL_REPOS"),
+        description="Let jobs use local paths and file:// repositories (development, tests).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JANGAR_WEBHOOK_SECRET"),
+        description="Key of the HMAC-SHA256 signature on run-finished webhooks.",
+    )
+    sandbox: str = Field(
+        default="bwrap",
+        validation_alias=AliasChoices("JANGAR_SANDBOX"),
+        description="bwrap (default) or off: how the agent and the checks are isolated.",
+    )
+    sandbox_read_only: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("JANGAR_SANDBOX_READ_ONLY"),
+        description="Extra paths the sandbox shows read-only (a toolchain prefix), ':'-separated.",
+    )
+    max_jobs_per_user: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        validation_alias=AliasChoices("JANGAR_MAX_JOBS_PER_USER"),
+        description="The dispatcher starts at most this many jobs of one user at once.",
+    )
+    max_jobs_per_repo: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        validation_alias=AliasChoices("JANGAR_MAX_JOBS_PER_REPO"),
+        description="The dispatcher starts at most this many jobs of one repository at once"
+        " (a repository entry may set its own).",
+    )
 
     @field_validator("codex_command", mode="before")
     @classmethod
@@ -192,6 +261,24 @@ class Settings(BaseSettings):
             return [line.strip() for line in value.splitlines() if line.strip()]
         return value
 
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox(cls, value: str) -> str:
+        cleaned = value.strip().lower() or "bwrap"
+        if cleaned not in ("bwrap", "off"):
+            raise ValueError("must be bwrap or off")
+        return cleaned
+
+    @field_validator("sandbox_read_only", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            paths = [p for p in value.split(":") if p.strip()]
+            if any(not p.startswith("/") for p in paths):
+                raise ValueError("must be absolute paths separated by ':'")
+            return paths
+        return value
+
     @field_validator("agent_env_allow", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
@@ -199,30 +286,18 @@ class Settings(BaseSettings):
             return [name for name in value.replace(",", " ").split() if name]
         return value
 
-    @field_validator("artifact_base_url")
-    @classmethod
-    def _artifact_base_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
-            raise ValueError("must be an http://, https:// or file:// URL")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not contain credentials (artifact URLs are stored in Convex)")
-        return value.rstrip("/")
-
     @field_validator("convex_url", "convex_self_hosted_url", "github_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
+            raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("convex_deploy_key", "convex_admin_key", "github_token", mode="before")
+    @field_validator(
+        "convex_deploy_key", "convex_admin_key", "github_token", "webhook_secret", mode="before"
+    )
     @classmethod
     def _empty_secret_is_unset(cls, value: object) -> object:
         """An empty secret (a Secret key left blank) means "not set", not an empty key."""
@@ -246,11 +321,6 @@ class Settings(BaseSettings):
         if self.convex_deployment:
             return f"https://{self.convex_deployment.split(':')[-1]}.convex.cloud"
         return self.convex_self_hosted_url or DEFAULT_CONVEX_URL
-
-    @property
-    def worker_task_queue(self) -> str:
-        """This worker's own task queue, for activities that must run where the workspace is."""
-        return f"{self.temporal_task_queue}@{self.worker_id}"
 
     @property
     def convex_key(self) -> SecretStr | None:

@@ -1,15 +1,20 @@
 """CodexJobWorkflow: one Codex background job, from work order to pull request.
 
-The flow: record the run, prepare the workspace, run the agent, run each check, commit and push,
-open the pull request, record the final status. Every step is bracketed by a step record and
-``state_change`` events; artifacts (agent log, diff, PR) are recorded as they appear. Those
-Convex writes are activities nothing waits for: they run beside the work and are all awaited
-before the workflow completes. Only ``record_run_start`` is awaited at once, because every later
-record needs the run id. Reordered or repeated writes are harmless: Convex deduplicates them by
-key and never moves a status backwards.
+The flow: load the job (the order, its repository's entry, the worker's limits), record the
+run, prepare the workspace, run the agent (which checkpoints its work to Convex storage), run
+each check on that checkpoint, push it, open or update the pull request, notify the
+repository's webhook, and only then record the run's final status.
 
-The workspace lives on the worker that prepared it, so the activities that use it go to that
-worker's own task queue (``Workspace.task_queue``).
+Records: every step is one record that moves running -> succeeded | failed | canceled | skipped;
+Convex writes the matching ``state_change`` event in the same transaction. Artifacts (the agent
+log, the diff, the pull request) are recorded as they appear. These writes are activities
+nothing waits for, on their own task queue (``records_task_queue``) so a slow Convex never
+holds a job step's slot; all of them are awaited before the final status is written, so a
+reader who sees ``succeeded``, ``failed`` or ``canceled`` sees every record of the run.
+
+Workers: no step is bound to the worker that ran the step before it. Each workspace step gets
+the ``WorkspaceState`` to rebuild the tree from (the repository plus the checkpoint bundle), so
+a lost worker costs one heartbeat timeout and a retry of that step elsewhere.
 
 Deterministic code only: time from ``workflow.now()``, idempotency keys from the workflow id,
 the run id and a counter; no I/O.
@@ -33,47 +38,63 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.contract import MAX_ID_LENGTH
+    from activities.job_loader import job_title
     from activities.jobs import JobActivities
     from activities.models import (
         PR_TITLE_LENGTH,
         AgentResult,
-        CaptureDiffInput,
         CommitAndPushInput,
         HasStepRecord,
+        JobSpec,
+        LoadJobInput,
         OpenPullRequestInput,
         PrepareWorkspaceInput,
         RunAgentInput,
         RunCheckInput,
         StepRecord,
-        Workspace,
+        StoredFile,
+        WorkspaceState,
     )
     from activities.persistence import PersistenceActivities
     from activities.persistence_models import (
         ArtifactAdd,
         ArtifactType,
         EventAppend,
+        EventBatch,
         EventType,
+        RejectWorkOrder,
         RunStart,
         RunStatusUpdate,
+        RunUsage,
         StepKind,
-        StepStatus,
         StepUpdate,
     )
-    from workflows.models import CodexJobInput, CodexJobResult, JobProgress, JobStatus
+    from activities.webhook import WebhookInput
+    from workflows.models import (
+        CodexJobInput,
+        CodexJobResult,
+        JobProgress,
+        JobStatus,
+        records_task_queue,
+    )
     from workflows.policies import (
         AGENT_RETRY,
-        CAPTURE_DIFF_START_TO_CLOSE,
         CONVEX_PATIENCE,
-        HEARTBEAT_TIMEOUT,
         JOB_RETRY,
+        LOAD_JOB_RETRY,
+        LOAD_JOB_START_TO_CLOSE,
         PERSISTENCE_RETRY,
         PERSISTENCE_START_TO_CLOSE,
         PULL_REQUEST_START_TO_CLOSE,
-        WORKSPACE_SCHEDULE_TO_START,
+        WEBHOOK_RETRY,
+        WEBHOOK_SCHEDULE_TO_CLOSE,
         agent_start_to_close,
         check_start_to_close,
         git_start_to_close,
+        heartbeat_timeout,
     )
 
 A = TypeVar("A")
@@ -104,18 +125,18 @@ def failure_reason(step: str, err: BaseException) -> dict[str, Any]:
     cause: BaseException = err
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
-    if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+    if isinstance(cause, TimeoutError) and cause.type == TimeoutType.HEARTBEAT:
         return {
             "step": step,
             "type": "WorkerLost",
-            "message": "the worker holding the workspace did not pick the step up in time",
+            "message": "the worker running the step stopped heartbeating, on every attempt",
         }
     error_type = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
     message = getattr(cause, "message", None) or str(cause)
     return {"step": step, "type": error_type or "Error", "message": str(message)[:2000]}
 
 
-@workflow.defn(name="CodexJobWorkflow")
+@workflow.defn(name="CodexJobWorkflow", failure_exception_types=[ValidationError])
 class CodexJobWorkflow:
     """Runs one work order as a Codex job and records it in Convex."""
 
@@ -128,6 +149,7 @@ class CodexJobWorkflow:
         self._writes: list[asyncio.Task[Any]] = []
         self._event_seq = 0
         self._clock = 0.0
+        self._agent: AgentResult | None = None
 
     @workflow.query
     def progress(self) -> JobProgress:
@@ -141,10 +163,10 @@ class CodexJobWorkflow:
 
     # ----- the job --------------------------------------------------------------------------
     @workflow.run
-    async def run(self, job: CodexJobInput) -> CodexJobResult:
+    async def run(self, request: CodexJobInput) -> CodexJobResult:
         info = workflow.info()
-        self._work_order_id = job.work_order_id
-        branch = job.branch_hint or f"codex/{job.work_order_id}"
+        self._work_order_id = request.work_order_id
+        job = await self._load(request)
         self._run_id = await self._persist(
             PersistenceActivities.record_run_start,
             RunStart(
@@ -153,22 +175,24 @@ class CodexJobWorkflow:
                 temporal_run_id=info.run_id,
                 task_queue=info.task_queue,
                 repo=job.repo,
-                branch=branch,
+                branch=job.branch,
                 started_at=self._now(),
             ),
         )
         self._status = "running"
-        self._event("state_change", {"status": "running", "branch": branch})
-        result = CodexJobResult(run_id=self._run_id, status="running", branch=branch)
+        result = CodexJobResult(run_id=self._run_id, status="running", branch=job.branch)
         try:
-            result = await self._job(job, branch, result)
+            result = await self._job(job, result)
             result = result.model_copy(update={"status": "succeeded"})
         except StepFailed as failed:
             result = result.model_copy(update={"status": "failed", "failure_reason": failed.reason})
+        except ValidationError as exc:  # an input the job could not build: a failure, not a hang
+            reason = {"step": self._current_step, "type": "InvalidInput", "message": str(exc)}
+            result = result.model_copy(update={"status": "failed", "failure_reason": reason})
         except asyncio.CancelledError:
-            await self._finish(result.model_copy(update={"status": "canceled"}))
+            await self._finish(job, result.model_copy(update={"status": "canceled"}))
             raise
-        await self._finish(result)
+        await self._finish(job, result)
         if result.status == "failed":
             reason = result.failure_reason or {}
             raise ApplicationError(
@@ -179,59 +203,79 @@ class CodexJobWorkflow:
             )
         return result
 
-    async def _job(self, job: CodexJobInput, branch: str, result: CodexJobResult) -> CodexJobResult:
+    async def _load(self, request: CodexJobInput) -> JobSpec:
+        """The job, or (an order it cannot run) the order marked failed with the reason."""
+        try:
+            return await workflow.execute_activity_method(
+                JobActivities.load_job,
+                LoadJobInput(work_order_id=request.work_order_id),
+                start_to_close_timeout=LOAD_JOB_START_TO_CLOSE,
+                schedule_to_close_timeout=CONVEX_PATIENCE,
+                retry_policy=LOAD_JOB_RETRY,
+            )
+        except ActivityError as err:
+            reason = failure_reason("load_job", err)
+            self._status = "failed"
+            await self._persist(
+                PersistenceActivities.reject_work_order,
+                RejectWorkOrder(
+                    workflow_request_id=request.work_order_id, reason=reason["message"]
+                ),
+            )
+            raise ApplicationError(
+                f"work order {request.work_order_id} cannot run: {reason['message']}",
+                reason,
+                type=reason["type"],
+                non_retryable=True,
+            ) from None
+
+    async def _job(self, job: JobSpec, result: CodexJobResult) -> CodexJobResult:
         ws = await self._step(
             step_name(JobActivities.prepare_workspace),
             "activity",
             lambda: workflow.execute_activity_method(
                 JobActivities.prepare_workspace,
-                PrepareWorkspaceInput(
-                    work_order_id=job.work_order_id,
-                    repo=job.repo,
-                    base_branch=job.base_branch,
-                    branch=branch,
-                ),
+                PrepareWorkspaceInput(job=job),
                 start_to_close_timeout=git_start_to_close(job.limits),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                heartbeat_timeout=heartbeat_timeout(job.limits),
                 retry_policy=JOB_RETRY,
             ),
         )
-        try:
-            await self._step(
-                step_name(JobActivities.run_agent),
-                "activity",
-                lambda: self._on_workspace(
-                    ws,
-                    JobActivities.run_agent,
-                    RunAgentInput(
-                        workspace=ws.path,
-                        prompt=job.prompt,
-                        timeout_seconds=job.limits.agent_timeout_seconds,
-                    ),
-                    start_to_close=agent_start_to_close(job.limits),
-                    retry=AGENT_RETRY,
+        assert self._run_id is not None
+        agent = await self._step(
+            step_name(JobActivities.run_agent),
+            "activity",
+            lambda: self._on_workspace(
+                JobActivities.run_agent,
+                RunAgentInput(
+                    state=ws.state,
+                    prompt=job.agent_prompt(),
+                    message=job.commit_message(),
+                    committed_at_ms=int(workflow.now().timestamp() * 1000),
+                    run_id=self._run_id or "",
+                    limits=job.limits,
+                    network=job.network.agent,
                 ),
-                on_result=self._record_agent_output,
-            )
-            for index, command in enumerate(job.checks, start=1):
-                await self._check(ws, job, index, command)
-        except StepFailed:
-            await self._capture_diff(ws)
-            raise
+                start_to_close=agent_start_to_close(job.limits),
+                job=job,
+                retry=AGENT_RETRY,
+            ),
+            on_result=self._record_agent_output,
+        )
+        state = agent.checkpoint
+        result = result.model_copy(
+            update={"commit_sha": state.commit_sha if state.changed else None}
+        )
+        for index, command in enumerate(job.checks, start=1):
+            await self._check(job, state, index, command)
         commit = await self._step(
             step_name(JobActivities.commit_and_push),
             "activity",
             lambda: self._on_workspace(
-                ws,
                 JobActivities.commit_and_push,
-                CommitAndPushInput(
-                    workspace=ws.path,
-                    repo=job.repo,
-                    branch=ws.branch,
-                    base_sha=ws.base_sha,
-                    message=f"{job.title}\n\n{job.prompt}"[:20_000],
-                ),
+                CommitAndPushInput(state=state, remote_branch_sha=ws.remote_branch_sha),
                 start_to_close=git_start_to_close(job.limits),
+                job=job,
                 retry=JOB_RETRY,
             ),
         )
@@ -239,9 +283,6 @@ class CodexJobWorkflow:
             self._event("comment", {"message": f"nothing to commit: {commit.reason}"})
             self._skip(step_name(JobActivities.open_pull_request), "nothing to commit")
             return result
-        if commit.diff_url:
-            self._artifact("diff", commit.diff_url, "diff against the base branch", "diff")
-        result = result.model_copy(update={"commit_sha": commit.commit_sha})
         pr = await self._step(
             step_name(JobActivities.open_pull_request),
             "activity",
@@ -249,10 +290,10 @@ class CodexJobWorkflow:
                 JobActivities.open_pull_request,
                 OpenPullRequestInput(
                     repo=job.repo,
-                    branch=ws.branch,
+                    branch=job.branch,
                     base_branch=ws.base_branch,
-                    title=job.title[:PR_TITLE_LENGTH],
-                    body=job.prompt[:60_000],
+                    title=self._pull_request_title(job),
+                    body=self._pull_request_body(job),
                 ),
                 start_to_close_timeout=PULL_REQUEST_START_TO_CLOSE,
                 retry_policy=JOB_RETRY,
@@ -261,66 +302,82 @@ class CodexJobWorkflow:
         if pr.skipped or pr.url is None:
             self._event("system", {"message": f"pull request skipped: {pr.reason}"})
             return result
-        self._artifact("pr", pr.url, f"pull request #{pr.number}", "pr")
-        return result.model_copy(update={"pr_url": pr.url})
+        self._artifact("pr", f"pull request #{pr.number}", "pr", url=pr.url)
+        return result.model_copy(update={"pr_url": pr.url, "pr_number": pr.number})
 
-    async def _check(self, ws: Workspace, job: CodexJobInput, index: int, command: str) -> None:
+    async def _check(self, job: JobSpec, state: WorkspaceState, index: int, command: str) -> None:
         await self._step(
             f"check {index}: {command}"[:MAX_ID_LENGTH],
             "check",
             lambda: self._on_workspace(
-                ws,
                 JobActivities.run_check,
                 RunCheckInput(
-                    workspace=ws.path,
+                    state=state,
                     command=command,
                     index=index,
                     timeout_seconds=job.limits.check_timeout_seconds,
+                    network=job.network.checks,
                 ),
                 start_to_close=check_start_to_close(job.limits),
+                job=job,
                 retry=JOB_RETRY,
             ),
         )
 
     def _record_agent_output(self, agent: AgentResult) -> None:
-        """The agent's log artifact and its progress summaries, beside its step record."""
-        self._artifact("log", agent.log_url, "agent log", "agent-log")
-        for item in agent.progress:
-            self._event("system", {"agent": item.model_dump(mode="json")})
-
-    async def _capture_diff(self, ws: Workspace) -> None:
-        """After a failure, still record what the agent changed (a record, not a step)."""
-        try:
-            diff = await self._on_workspace(
-                ws,
-                JobActivities.capture_diff,
-                CaptureDiffInput(workspace=ws.path, base_sha=ws.base_sha),
-                start_to_close=CAPTURE_DIFF_START_TO_CLOSE,
-                retry=JOB_RETRY,
+        """The agent's log and diff artifacts and any progress it could not write live."""
+        self._agent = agent
+        if agent.log is not None:
+            self._artifact("log", "agent log", "agent-log", stored=agent.log)
+        if agent.diff is not None:
+            label = (
+                "diff against the base branch" if agent.succeeded else "diff of the failed attempt"
             )
-        except ActivityError as err:
-            self._event("system", {"message": f"diff not captured: {failure_reason('diff', err)}"})
-            return
-        if diff.changed:
-            self._artifact("diff", diff.diff_url, "diff of the failed attempt", "diff")
+            self._artifact("diff", label, "diff", stored=agent.diff)
+        if agent.pending_events and self._run_id is not None:
+            batch = EventBatch(
+                run_id=self._run_id,
+                workflow_request_id=self._work_order_id,
+                events=agent.pending_events,
+            )
+            self._in_background(PersistenceActivities.append_events, batch)
+
+    @staticmethod
+    def _pull_request_title(job: JobSpec) -> str:
+        """A follow-up's pull request is titled after the first request, with a count."""
+        if not job.conversation:
+            return job.title[:PR_TITLE_LENGTH]
+        first = job_title(job.conversation[0].prompt)
+        more = len(job.conversation)
+        suffix = f" (+{more} follow-up{'s' if more > 1 else ''})"
+        return first[: PR_TITLE_LENGTH - len(suffix)] + suffix
+
+    @staticmethod
+    def _pull_request_body(job: JobSpec) -> str:
+        """The pull request describes the whole change: every request of the conversation."""
+        if not job.conversation:
+            return job.prompt[:60_000]
+        requests = [exchange.prompt for exchange in job.conversation] + [job.prompt]
+        lines = ["This branch holds the work of these requests, in order:", ""]
+        lines += [f"{n}. {text.strip()}" for n, text in enumerate(requests, start=1)]
+        return "\n".join(lines)[:60_000]
 
     def _on_workspace(
         self,
-        ws: Workspace,
         activity: JobActivity[A, T],
         arg: A,
         *,
         start_to_close: timedelta,
+        job: JobSpec,
         retry: RetryPolicy,
     ) -> Awaitable[T]:
-        """A job activity that needs the workspace, sent to the worker that holds it."""
+        """A job activity that rebuilds the workspace from its state on whichever worker
+        takes it; a worker lost mid-step is noticed within the heartbeat timeout."""
         return workflow.execute_activity_method(
             activity,
             arg,
-            task_queue=ws.task_queue or workflow.info().task_queue,
-            schedule_to_start_timeout=WORKSPACE_SCHEDULE_TO_START if ws.task_queue else None,
             start_to_close_timeout=start_to_close,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            heartbeat_timeout=heartbeat_timeout(job.limits),
             retry_policy=retry,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
@@ -340,7 +397,6 @@ class CodexJobWorkflow:
         started = self._now()
         self._current_step = name
         self._write_step(name, kind, "running", started_at=started)
-        self._event("state_change", {"step": name, "status": "running"})
         try:
             value = await call()
         except ActivityError as err:
@@ -349,9 +405,8 @@ class CodexJobWorkflow:
                 self._end_step(name, kind, started, StepRecord(status="canceled"))
                 raise asyncio.CancelledError() from err
             reason = failure_reason(name, err)
-            self._end_step(
-                name, kind, started, StepRecord(status="failed", payload={"error": reason})
-            )
+            failed = StepRecord(status="failed", payload={"error": reason})
+            self._end_step(name, kind, started, failed)
             raise StepFailed(reason) from err
         except asyncio.CancelledError:
             self._end_step(name, kind, started, StepRecord(status="canceled"))
@@ -363,7 +418,10 @@ class CodexJobWorkflow:
         if record.status == "failed":
             payload = record.payload or {}
             message = payload.get("message") or f"{name} failed"
-            raise StepFailed({"step": name, "type": "StepFailed", **payload, "message": message})
+            raise StepFailed(
+                {"step": name, "type": payload.get("type") or "StepFailed", **payload}
+                | {"message": message}
+            )
         return value
 
     def _end_step(self, name: str, kind: StepKind, started: float, record: StepRecord) -> None:
@@ -374,9 +432,9 @@ class CodexJobWorkflow:
             started_at=started,
             ended_at=self._now(),
             payload=record.payload,
-            log_url=record.log_url,
+            log_storage_id=record.log_storage_id,
+            attempts=record.attempts,
         )
-        self._event("state_change", {"step": name, "status": record.status})
         self._steps_done.append(name)
         self._current_step = None
 
@@ -385,7 +443,6 @@ class CodexJobWorkflow:
         self._write_step(
             name, "activity", "skipped", started_at=now, ended_at=now, payload={"reason": reason}
         )
-        self._event("state_change", {"step": name, "status": "skipped", "reason": reason})
 
     # ----- records: persistence activities, beside the work ----------------------------------
     def _now(self) -> float:
@@ -402,6 +459,7 @@ class CodexJobWorkflow:
         return await workflow.execute_activity_method(
             activity,
             arg,
+            task_queue=records_task_queue(workflow.info().task_queue),
             start_to_close_timeout=PERSISTENCE_START_TO_CLOSE,
             schedule_to_close_timeout=CONVEX_PATIENCE,
             retry_policy=PERSISTENCE_RETRY,
@@ -414,7 +472,7 @@ class CodexJobWorkflow:
         info = workflow.info()
         return f"{info.workflow_id}/{info.run_id}/{suffix}"
 
-    def _write_step(self, name: str, kind: StepKind, status: StepStatus, **fields: Any) -> None:
+    def _write_step(self, name: str, kind: StepKind, status: Any, **fields: Any) -> None:
         assert self._run_id is not None
         update = StepUpdate(run_id=self._run_id, name=name, kind=kind, status=status, **fields)
         self._in_background(PersistenceActivities.upsert_step, update)
@@ -432,27 +490,84 @@ class CodexJobWorkflow:
         )
         self._in_background(PersistenceActivities.append_event, event)
 
-    def _artifact(self, type_: ArtifactType, url: str, label: str, name: str) -> None:
+    def _artifact(
+        self,
+        type_: ArtifactType,
+        label: str,
+        name: str,
+        *,
+        url: str | None = None,
+        stored: StoredFile | None = None,
+    ) -> None:
         assert self._run_id is not None
         artifact = ArtifactAdd(
             run_id=self._run_id,
             type=type_,
             url=url,
+            storage_id=stored.storage_id if stored is not None else None,
             label=label,
             idempotency_key=self._key(f"artifact/{name}"),
             created_at=self._now(),
         )
         self._in_background(PersistenceActivities.add_artifact, artifact)
 
-    async def _finish(self, result: CodexJobResult) -> None:
-        """Record the final status, then wait for every record still in flight."""
+    async def _notify(self, job: JobSpec, result: CodexJobResult) -> None:
+        """The repository's webhook hears how the run ended; the outcome is an event."""
+        if job.webhook_url is None or self._run_id is None:
+            return
+        info = workflow.info()
+        payload: dict[str, object] = {
+            "event": "run.finished",
+            "workOrderId": job.work_order_id,
+            "runId": self._run_id,
+            "status": result.status,
+            "repo": job.repo,
+            "branch": job.branch,
+            "commitSha": result.commit_sha,
+            "prUrl": result.pr_url,
+            "failureReason": result.failure_reason,
+        }
+        try:
+            delivered = await workflow.execute_activity_method(
+                JobActivities.notify,
+                WebhookInput(
+                    url=job.webhook_url,
+                    delivery_id=f"{info.workflow_id}/{info.run_id}",
+                    payload=payload,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=WEBHOOK_SCHEDULE_TO_CLOSE,
+                retry_policy=WEBHOOK_RETRY,
+            )
+            message = f"webhook notified ({delivered.status})"
+        except ActivityError as err:
+            message = f"webhook not notified: {failure_reason('notify', err)['message']}"
+        self._event("system", {"message": message, "webhook": True})
+
+    async def _finish(self, job: JobSpec, result: CodexJobResult) -> None:
+        """Wait for every record still in flight, then record the final status: a reader who
+        sees the run ended sees all of its records."""
         assert self._run_id is not None
         self._status = result.status
-        data: dict[str, Any] = {"status": result.status}
-        if result.failure_reason:
-            data["reason"] = result.failure_reason
-        self._event("state_change", data)
-        self._in_background(
+        if result.status != "canceled":
+            await self._notify(job, result)
+        outcomes = await asyncio.gather(*self._writes, return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            result = result.model_copy(
+                update={
+                    "status": "failed",
+                    "failure_reason": {
+                        "step": "records",
+                        "type": "PersistenceFailed",
+                        "message": f"{len(errors)} Convex record(s) could not be written;"
+                        f" first: {errors[0]}"[:2000],
+                    },
+                }
+            )
+        agent = self._agent
+        usage = agent.usage if agent is not None else None
+        await self._persist(
             PersistenceActivities.update_run_status,
             RunStatusUpdate(
                 run_id=self._run_id,
@@ -461,10 +576,11 @@ class CodexJobWorkflow:
                 failure_reason=result.failure_reason,
                 pr_url=result.pr_url,
                 commit_sha=result.commit_sha,
+                usage=RunUsage(**usage.model_dump()) if usage is not None else None,
+                agent_ms=agent.agent_ms if agent is not None else None,
+                final_message=agent.final_message if agent is not None else None,
             ),
         )
-        outcomes = await asyncio.gather(*self._writes, return_exceptions=True)
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
         if errors:
             raise ApplicationError(
                 f"{len(errors)} Convex record(s) could not be written; first: {errors[0]}",

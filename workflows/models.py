@@ -6,43 +6,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.contract import (
-    MAX_BRANCH_LENGTH,
-    MAX_CHECKS,
-    MAX_ID_LENGTH,
-    MAX_JOB_TITLE_LENGTH,
-    MAX_PROMPT_CHARS,
-    MAX_URL_LENGTH,
-)
 from activities.contract import WorkStatus as JobStatus
+from activities.models import JobLimits
 
-__all__ = ["CodexJobInput", "CodexJobResult", "JobLimits", "JobProgress", "JobStatus"]
+__all__ = [
+    "CodexJobInput",
+    "CodexJobResult",
+    "JobLimits",
+    "JobProgress",
+    "JobStatus",
+    "records_task_queue",
+]
 
 
-class JobLimits(BaseModel):
-    """Time limits of one job; the worker's defaults apply when the work order gives none."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    agent_timeout_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
-    check_timeout_seconds: float = Field(default=1800.0, gt=0, le=24 * 3600)
-    git_timeout_seconds: float = Field(default=600.0, gt=0, le=6 * 3600)
+def records_task_queue(task_queue: str) -> str:
+    """The task queue of a job's Convex records: beside the job's own, polled by the same
+    workers with their own activity slots, so a stuck Convex call never holds a job step's."""
+    return f"{task_queue}-records"
 
 
 class CodexJobInput(BaseModel):
-    """A work order as the workflow needs it: everything is resolved before the job starts."""
+    """A work order to run. Everything else (the prompt, the repository's checks, the limits)
+    is read when the job starts, by the worker that runs it (``JobActivities.load_job``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    work_order_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    session_id: str | None = None
-    repo: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
-    base_branch: str | None = Field(default=None, max_length=MAX_BRANCH_LENGTH)
-    branch_hint: str | None = Field(default=None, max_length=MAX_BRANCH_LENGTH)
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    title: str = Field(default="Codex job", min_length=1, max_length=MAX_JOB_TITLE_LENGTH)
-    checks: list[str] = Field(default_factory=list, max_length=MAX_CHECKS)
-    limits: JobLimits = Field(default_factory=JobLimits)
+    work_order_id: str = Field(min_length=1, max_length=128)
 
 
 class JobProgress(BaseModel):
@@ -62,4 +51,5 @@ class CodexJobResult(BaseModel):
     branch: str | None = None
     commit_sha: str | None = None
     pr_url: str | None = None
+    pr_number: int | None = None
     failure_reason: dict[str, Any] | None = None

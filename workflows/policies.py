@@ -4,6 +4,10 @@ Persistence writes are retried for as long as a job may reasonably wait for Conv
 capped at 30 s, for up to ``CONVEX_PATIENCE`` (6 hours) in total; an outage shorter than that
 delays the record, it never loses it. Errors no retry can fix (validation, unknown ids, refused
 transitions, oversize payloads, malformed requests) are non-retryable and surface at once.
+
+Workspace steps heartbeat; a worker that stops (SIGKILL, a lost node) is noticed within the
+job's heartbeat timeout (``JobLimits.heartbeat_timeout_seconds``, a worker setting) and the
+step is retried on any worker, from its checkpoint.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 from activities.contract import ERROR_CODES
+from activities.job_loader import INVALID_WORK_ORDER
+from activities.models import JobLimits
 from activities.persistence import CONVEX_REQUEST_ERROR
-from workflows.models import JobLimits
 
 # Every ConvexError code (convex/lib/contract.json) and a request Convex cannot take: a retry
 # cannot fix them, so they fail at once instead of being retried for CONVEX_PATIENCE.
@@ -30,36 +35,58 @@ PERSISTENCE_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_PERSISTENCE_ERRORS,
 )
 
-# Job steps: a few attempts for transient trouble (network, git remote hiccups); the activities
-# raise non-retryable errors for what a retry cannot fix (bad repo, bad branch, auth).
-JOB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
+# load_job reads Convex: as patient as the records, but an order it cannot run fails at once.
+LOAD_JOB_START_TO_CLOSE = timedelta(seconds=60)
+LOAD_JOB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
+    maximum_attempts=0,
+    non_retryable_error_types=[*NON_RETRYABLE_PERSISTENCE_ERRORS, INVALID_WORK_ORDER],
 )
-# The agent is expensive: one retry, for a worker that crashed mid-run. Its non-zero exit and
-# its time limit are results, not errors, so they are never retried.
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
+
+# Job steps: a few attempts for transient trouble (network, git remote hiccups, a lost worker);
+# the activities raise non-retryable errors for what a retry cannot fix (bad repo, auth).
+JOB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=2,
+    maximum_attempts=4,
 )
-HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+# The agent is expensive: a retry is for a worker lost or handing over (its non-zero exit, its
+# time limit and its budget are results, never retried).
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+)
 # Cancellation reaches an activity with a heartbeat's answer; the SDK sends heartbeats at most
 # this often, so it bounds how long a cancelled agent keeps running (the SDK default is 48 s).
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
-# A workspace activity waits this long for the worker that holds the workspace; after that the
-# worker is taken as lost and the step fails with type "WorkerLost".
-WORKSPACE_SCHEDULE_TO_START = timedelta(minutes=10)
 
 # Start-to-close of the steps whose work has a time limit of its own: that limit plus a margin
-# for stopping the process group and writing the log, so the activity reports its own time-out
-# as a result before Temporal times the attempt out.
-AGENT_STOP_MARGIN = timedelta(seconds=120)
-CHECK_STOP_MARGIN = timedelta(seconds=60)
+# for stopping the processes and uploading the log and the checkpoint, so the activity reports
+# its own time-out as a result before Temporal times the attempt out.
+AGENT_STOP_MARGIN = timedelta(minutes=10)
+CHECK_STOP_MARGIN = timedelta(minutes=5)
+GIT_STEP_MARGIN = timedelta(minutes=5)
 PULL_REQUEST_START_TO_CLOSE = timedelta(minutes=2)
-CAPTURE_DIFF_START_TO_CLOSE = timedelta(minutes=5)
+
+# The webhook: a few retries over at most two minutes, so a receiver that is down delays the
+# run's final status by that much at most.
+WEBHOOK_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
+WEBHOOK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=5,
+    non_retryable_error_types=["WebhookRefused"],
+)
+
+
+def heartbeat_timeout(limits: JobLimits) -> timedelta:
+    """How long a workspace step may go without a heartbeat before it is retried elsewhere."""
+    return timedelta(seconds=limits.heartbeat_timeout_seconds)
 
 
 def agent_start_to_close(limits: JobLimits) -> timedelta:
@@ -73,5 +100,6 @@ def check_start_to_close(limits: JobLimits) -> timedelta:
 
 
 def git_start_to_close(limits: JobLimits) -> timedelta:
-    """A git step's start-to-close (prepare, commit and push): the git time limit."""
-    return timedelta(seconds=limits.git_timeout_seconds)
+    """A git step's start-to-close (prepare, push): the git time limit plus a margin (a step
+    runs several git commands, and may rebuild the workspace first)."""
+    return timedelta(seconds=limits.git_timeout_seconds) + GIT_STEP_MARGIN

@@ -15,7 +15,10 @@ import type {
 } from "convex/server";
 import type * as artifacts from "../artifacts.js";
 import type * as events from "../events.js";
+import type * as files from "../files.js";
+import type * as lib_contract from "../lib/contract.js";
 import type * as lib_errors from "../lib/errors.js";
+import type * as lib_events from "../lib/events.js";
 import type * as lib_guards from "../lib/guards.js";
 import type * as lib_lifecycle from "../lib/lifecycle.js";
 import type * as lib_transitions from "../lib/transitions.js";
@@ -37,7 +40,10 @@ import type * as workOrders from "../workOrders.js";
 declare const fullApi: ApiFromModules<{
   artifacts: typeof artifacts;
   events: typeof events;
+  files: typeof files;
+  "lib/contract": typeof lib_contract;
   "lib/errors": typeof lib_errors;
+  "lib/events": typeof lib_events;
   "lib/guards": typeof lib_guards;
   "lib/lifecycle": typeof lib_lifecycle;
   "lib/transitions": typeof lib_transitions;

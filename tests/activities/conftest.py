@@ -1,12 +1,18 @@
-"""Fixtures for the job activity tests: settings under tmp_path, real bare repositories made
-with the git CLI, the stand-in agent, and an ActivityEnvironment that records heartbeats."""
+"""Fixtures for the job activity tests: a JobConfig under tmp_path, real bare repositories made
+with the git CLI, the stand-in agent run under the real sandbox (bubblewrap; ``off`` only when
+it is not installed), files put in the local Convex backend's storage, and an
+ActivityEnvironment that records heartbeats."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +20,21 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.config import JobConfig
+from activities.convex_client import ConvexClient
 from activities.jobs import JobActivities
+from activities.models import JobSpec, PrepareWorkspaceInput, RunAgentInput, Workspace
+from activities.sandbox import SandboxConfig
+from activities.storage import FileStore
 from tests.git_repos import git, make_bare_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
-STANDIN_COMMAND = [sys.executable, str(STANDIN), "exec", "--json", "--sandbox", "workspace-write"]
+# The interpreter itself (not the venv's symlink) and the stand-in's directory: what the
+# sandbox must show read-only for the stand-in agent to run.
+PYTHON = os.path.realpath(sys.executable)
+STANDIN_COMMAND = [PYTHON, str(STANDIN), "exec", "--json"]
+SANDBOX_READ_ONLY = (Path(sys.base_prefix).resolve(), STANDIN.parent)
+HAVE_BWRAP = shutil.which("bwrap") is not None
 WORKFLOW_ID = "work-order-test"
 RUN_ID = "run-0001"
 
@@ -80,10 +95,10 @@ def make_config(tmp_path: Path, **overrides: Any) -> JobConfig:
         "git_timeout_seconds": 60.0,
         "github_token": None,
         "github_api_url": "https://api.github.com",
-        "artifact_base_url": None,
         "git_author_name": "Jangar Test",
         "git_author_email": "jangar-test@example.test",
-        "worker_task_queue": "jangar@test-worker",
+        "worker_id": "test-worker",
+        "allow_local_repos": True,
     }
     values.update(overrides)
     return JobConfig(**values)
@@ -99,9 +114,23 @@ def remote(tmp_path: Path) -> Path:
     return make_bare_repo(tmp_path)
 
 
+def make_sandbox(config: JobConfig) -> SandboxConfig:
+    """The sandbox the worker would use: bwrap when installed, hiding the data directory."""
+    return SandboxConfig(
+        mode="bwrap" if HAVE_BWRAP else "off",
+        extra_read_only=SANDBOX_READ_ONLY,
+        hidden=(config.data_dir.resolve(),),
+    )
+
+
 @pytest.fixture
-def jobs(config: JobConfig) -> JobActivities:
-    return JobActivities(config)
+def files(convex_client: ConvexClient) -> FileStore:
+    return FileStore(convex_client, patience_seconds=10)
+
+
+@pytest.fixture
+def jobs(config: JobConfig, convex_client: ConvexClient, files: FileStore) -> JobActivities:
+    return JobActivities(config, convex=convex_client, sandbox=make_sandbox(config), files=files)
 
 
 class RecordingEnvironment(ActivityEnvironment):
@@ -110,14 +139,92 @@ class RecordingEnvironment(ActivityEnvironment):
     def __init__(self) -> None:
         super().__init__()
         self.heartbeats: list[tuple[Any, ...]] = []
-        self.on_heartbeat = lambda *details: self.heartbeats.append(details)
+        self.beating = asyncio.Event()  # set at the first heartbeat
+        self.on_heartbeat = self._record
         self.info = dataclasses.replace(
             ActivityEnvironment.default_info(),
             workflow_id=WORKFLOW_ID,
             workflow_run_id=RUN_ID,
         )
 
+    def _record(self, *details: Any) -> None:
+        self.heartbeats.append(details)
+        self.beating.set()
+
 
 @pytest.fixture
 def activity_env() -> Iterator[RecordingEnvironment]:
     yield RecordingEnvironment()
+
+
+async def convex_run(convex: ConvexClient, repo: str) -> tuple[str, str]:
+    """A real work order and run in the local backend: the agent's live events need one."""
+    session = await convex.mutation("sessions:create", {"userId": "activity-test", "title": "t"})
+    message = await convex.mutation(
+        "threads:append", {"sessionId": session, "role": "user", "content": "do it"}
+    )
+    order = await convex.mutation(
+        "workOrders:createFromMessage",
+        {"sessionId": session, "triggerMessageId": message, "summary": "t", "repo": repo},
+    )
+    run = await convex.mutation(
+        "runs:start",
+        {
+            "workflowRequestId": order,
+            "temporalWorkflowId": f"work-order-{order}",
+            "temporalRunId": "run-0001",
+            "taskQueue": "jangar",
+            "workerId": "test-worker",
+            "repo": repo,
+            "branch": f"codex/{order}",
+            "startedAt": int(time.time() * 1000),
+        },
+    )
+    return str(order), str(run)
+
+
+def job_spec(order_id: str, remote: Path | str, **fields: Any) -> JobSpec:
+    """The job load_job would resolve for an order on ``remote``."""
+    values: dict[str, Any] = {
+        "work_order_id": order_id,
+        "repo": str(remote),
+        "branch": f"codex/{order_id}",
+        "prompt": "Write a greeting",
+        "title": "Write a greeting",
+    }
+    values.update(fields)
+    return JobSpec(**values)
+
+
+@dataclass
+class Prepared:
+    """A job with a real Convex run and its prepared workspace."""
+
+    order_id: str
+    run_id: str
+    job: JobSpec
+    workspace: Workspace
+
+    def agent(self, prompt: str = "Write a greeting", **fields: Any) -> RunAgentInput:
+        values: dict[str, Any] = {
+            "state": self.workspace.state,
+            "prompt": prompt,
+            "message": f"{prompt}\n\nby the test",
+            "committed_at_ms": 1_764_000_000_000,
+            "run_id": self.run_id,
+        }
+        values.update(fields)
+        return RunAgentInput(**values)
+
+
+@pytest.fixture
+async def prepared(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    convex_client: ConvexClient,
+    remote: Path,
+) -> Prepared:
+    order_id, run_id = await convex_run(convex_client, str(remote))
+    job = job_spec(order_id, remote)
+    workspace = await activity_env.run(jobs.prepare_workspace, PrepareWorkspaceInput(job=job))
+    return Prepared(order_id, run_id, job, workspace)

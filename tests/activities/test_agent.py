@@ -1,262 +1,206 @@
-"""run_agent with the stand-in Codex CLI: edits, progress parsing and its bound, the log, a
-failing agent, the time limit and cancellation (whole process group gone), and an environment
-without the worker's secrets."""
+"""run_agent with the stand-in Codex CLI, sandboxed: the edit checkpointed to Convex storage,
+progress written live, the log uploaded, a failing agent, the time limit, the budget,
+cancellation, a worker shutting down, and an environment without the worker's secrets."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-import time
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.attempts import WORKER_SHUTDOWN
+from activities.convex_client import ConvexClient
 from activities.jobs import JobActivities
-from activities.models import MAX_PROGRESS, PrepareWorkspaceInput, RunAgentInput, Workspace
-from tests.activities.conftest import (
-    RUN_ID,
-    WORKFLOW_ID,
-    RecordingEnvironment,
-    gone_soon,
-    make_config,
-    read,
-)
+from activities.models import JobLimits
+from tests.activities.conftest import Prepared, RecordingEnvironment, make_config, make_sandbox
+from tests.git_repos import git
 
 
-@pytest.fixture
-async def workspace(
-    activity_env: RecordingEnvironment, jobs: JobActivities, remote: Path
-) -> Workspace:
-    return await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="agent1", repo=str(remote))
-    )
+async def stored_text(convex: ConvexClient, storage_id: str) -> str:
+    url = await convex.query("files:getUrl", {"storageId": storage_id})
+    return (await convex.download(str(url))).decode()
 
 
-async def test_agent_edits_files_and_reports_progress(
-    activity_env: RecordingEnvironment, jobs: JobActivities, workspace: Workspace, tmp_path: Path
+async def agent_events(convex: ConvexClient, run_id: str) -> list[dict[str, object]]:
+    page = await convex.query("runs:getTimeline", {"runId": run_id, "limit": 500})
+    return [e["data"] for e in page["events"] if "agent" in (e.get("data") or {})]
+
+
+async def test_the_agent_edits_and_its_work_is_checkpointed_to_convex(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    convex_client: ConvexClient,
 ) -> None:
-    result = await activity_env.run(
-        jobs.run_agent, RunAgentInput(workspace=workspace.path, prompt="Add a greeting")
-    )
+    result = await activity_env.run(jobs.run_agent, prepared.agent("Add a greeting"))
     assert result.succeeded and result.outcome == "succeeded" and result.exit_code == 0
-    assert (Path(workspace.path) / "NOTES.md").read_text() == "- Add a greeting\n"
-    types = [p.type for p in result.progress]
-    assert types[:2] == ["thread.started", "turn.started"]
-    assert types[-1] == "turn.completed"
-    items = {p.item_type: p.summary for p in result.progress if p.item_type}
-    assert items["file_change"] == "file changes (completed): add NOTES.md"
-    assert items["command_execution"] == "ran `ls` (exit 0)"
+    ws = Path(jobs.workspaces.path_for(prepared.order_id))
+    assert (ws / "NOTES.md").read_text() == "- Add a greeting\n"
+    # One commit on top of the start, bundled to Convex storage, with the diff beside it.
+    state = result.checkpoint
+    assert state.changed and state.base_sha == prepared.workspace.state.base_sha
+    assert git("rev-parse", "HEAD", cwd=ws) == state.commit_sha
+    assert git("rev-parse", f"{state.commit_sha}^", cwd=ws) == state.base_sha
+    assert git("status", "--porcelain", cwd=ws) == ""
+    assert state.bundle_storage_id is not None and result.diff is not None
+    assert "+- Add a greeting" in await stored_text(convex_client, result.diff.storage_id)
+    assert result.files_changed == 1 and result.insertions == 1
+    # The log is in storage too, and every progress summary reached Convex while it ran.
+    assert result.log is not None
+    log = await stored_text(convex_client, result.log.storage_id)
+    assert len(log.splitlines()) == result.lines == result.json_events
+    events = await agent_events(convex_client, prepared.run_id)
+    assert result.events_recorded == len(events) > 0 and not result.pending_events
+    kinds = [e["agent"]["type"] for e in events]  # type: ignore[index]
+    assert kinds[:2] == ["thread.started", "turn.started"] and kinds[-1] == "turn.completed"
     assert result.final_message == "Added the request to NOTES.md: Add a greeting"
-    assert result.thread_id and result.usage and result.usage.output_tokens == 42
-    assert [p.seq for p in result.progress] == sorted(p.seq for p in result.progress)
-    # The full output is the log artifact, under the run's directory, with a file:// URL.
-    log = Path(result.log_path)
-    assert log == (tmp_path / "data" / "artifacts" / WORKFLOW_ID / RUN_ID / "agent.log").resolve()
-    assert result.log_url == log.as_uri()
-    assert len(read(log).splitlines()) == result.lines == result.json_events
-    # Heartbeats carried progress.
-    assert activity_env.heartbeats
+    assert result.usage is not None and result.usage.output_tokens == 42
+    # Heartbeats carried what a retry needs: the worker, and the usage so far.
     last = activity_env.heartbeats[-1][0]
-    assert set(last) == {"pid", "lines", "json_events", "last_event_type", "elapsed_seconds"}
+    assert last["worker"] == "test-worker" and "usage" in last
 
 
-async def test_progress_is_bounded_first_and_latest_kept(
-    activity_env: RecordingEnvironment,
-    jobs: JobActivities,
-    workspace: Workspace,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_the_same_tree_gives_the_same_commit_on_a_retry(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
-    monkeypatch.setenv("CODEX_STANDIN_EXTRA_EVENTS", "200")
-    result = await activity_env.run(
-        jobs.run_agent, RunAgentInput(workspace=workspace.path, prompt="many steps")
-    )
-    assert len(result.progress) == MAX_PROGRESS
-    assert result.progress_dropped == result.json_events - 1 - MAX_PROGRESS  # item.started: none
-    assert result.progress[0].type == "thread.started"
-    assert result.progress[-1].type == "turn.completed"
-    assert result.progress[-2].item_type == "agent_message"
+    """A retried agent step starts from the checkpoint it was given (never the tree the
+    earlier attempt left) and the deterministic commit makes the work land exactly once."""
+    first = await activity_env.run(jobs.run_agent, prepared.agent("Add a greeting"))
+    ws = Path(jobs.workspaces.path_for(prepared.order_id))
+    (ws / "stray.txt").write_text("left by a killed attempt")
+    again = await activity_env.run(jobs.run_agent, prepared.agent("Add a greeting"))
+    assert again.checkpoint.commit_sha == first.checkpoint.commit_sha
+    assert (ws / "NOTES.md").read_text() == "- Add a greeting\n"  # once, not twice
+    assert not (ws / "stray.txt").exists()
 
 
-async def test_non_json_noise_is_logged_not_parsed(
-    activity_env: RecordingEnvironment,
-    jobs: JobActivities,
-    workspace: Workspace,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_failing_agent_is_a_result_with_its_reason_and_log(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
-    monkeypatch.setenv("CODEX_STANDIN_NOISE", "1")
-    result = await activity_env.run(
-        jobs.run_agent, RunAgentInput(workspace=workspace.path, prompt="noisy")
-    )
-    assert result.succeeded
-    assert result.lines == result.json_events + 3
-    log = read(result.log_path)
-    assert "a warning on stderr" in log and "{not json either" in log
-
-
-async def test_failing_agent_is_a_result_with_a_reason(
-    activity_env: RecordingEnvironment, jobs: JobActivities, workspace: Workspace
-) -> None:
-    result = await activity_env.run(
-        jobs.run_agent,
-        RunAgentInput(workspace=workspace.path, prompt="please fail [standin:exit=3]"),
-    )
+    result = await activity_env.run(jobs.run_agent, prepared.agent("fix [standin:exit=3]"))
     assert not result.succeeded and result.outcome == "failed" and result.exit_code == 3
-    assert result.failure_reason == (
-        "the agent exited 3: stand-in agent asked to fail with exit code 3"
-    )
-    assert any(p.type == "turn.failed" for p in result.progress)
-    assert not (Path(workspace.path) / "NOTES.md").exists()
+    assert result.failure_reason is not None and "exited 3" in result.failure_reason
+    assert "asked to fail" in result.failure_reason
+    assert result.log is not None and not result.checkpoint.changed
+    record = result.step_record()
+    assert record.status == "failed" and record.payload is not None
+    assert record.payload["type"] == "AgentFailed"
 
 
-async def test_time_limit_kills_the_process_group(
-    activity_env: RecordingEnvironment,
-    jobs: JobActivities,
-    workspace: Workspace,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+async def test_the_time_limit_stops_the_agent(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
-    pid_file, child_file = tmp_path / "agent.pid", tmp_path / "child.pid"
-    monkeypatch.setenv("CODEX_STANDIN_SLEEP", "60")
-    monkeypatch.setenv("CODEX_STANDIN_PID_FILE", str(pid_file))
-    monkeypatch.setenv("CODEX_STANDIN_CHILD_PID_FILE", str(child_file))
-    monkeypatch.setenv("CODEX_STANDIN_IGNORE_SIGTERM", "1")  # SIGKILL after the grace, then
-    started = time.monotonic()
-    result = await activity_env.run(
-        jobs.run_agent,
-        RunAgentInput(workspace=workspace.path, prompt="slow", timeout_seconds=1.0),
-    )
-    assert result.outcome == "timed_out" and result.timed_out and not result.succeeded
-    assert result.exit_code is None
-    assert "time limit of 1 s" in (result.failure_reason or "")
-    assert time.monotonic() - started < 10
-    for pid_path in (pid_file, child_file):
-        pid = int(pid_path.read_text())
-        assert gone_soon(pid), f"{pid_path.name}: pid {pid} outlived the time limit"
-    assert [p.type for p in result.progress] == ["thread.started", "turn.started"]
+    inp = prepared.agent("slow [standin:sleep=30]", limits=JobLimits(agent_timeout_seconds=1))
+    result = await activity_env.run(jobs.run_agent, inp)
+    assert result.outcome == "timed_out" and result.timed_out and result.exit_code is None
+    assert result.duration_ms < 10_000
 
 
-async def test_cancellation_kills_the_process_group(
-    activity_env: RecordingEnvironment,
-    jobs: JobActivities,
-    workspace: Workspace,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+async def test_a_run_over_its_token_budget_is_stopped_as_budget_exceeded(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
-    pid_file, child_file = tmp_path / "agent.pid", tmp_path / "child.pid"
-    monkeypatch.setenv("CODEX_STANDIN_SLEEP", "60")
-    monkeypatch.setenv("CODEX_STANDIN_PID_FILE", str(pid_file))
-    monkeypatch.setenv("CODEX_STANDIN_CHILD_PID_FILE", str(child_file))
+    inp = prepared.agent(
+        "loop [standin:turns=50] [standin:turn-sleep=0.2]",
+        limits=JobLimits(max_tokens=500),
+    )
+    result = await activity_env.run(jobs.run_agent, inp)
+    assert result.outcome == "budget_exceeded" and not result.succeeded
+    assert result.failure_reason is not None and "budget of 500" in result.failure_reason
+    assert result.usage is not None and 500 < result.usage.total < 1500  # stopped early
+    record = result.step_record()
+    assert record.payload is not None and record.payload["type"] == "BudgetExceeded"
+
+
+async def test_the_time_budget_counts_earlier_attempts(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> None:
+    # Attempt 2 of a run whose first attempt already used 9.5 s of a 10 s budget.
+    activity_env.info = dataclasses.replace(
+        activity_env.info, attempt=2, heartbeat_details=[{"agent_ms": 9500}]
+    )
+    inp = prepared.agent("slow [standin:sleep=30]", limits=JobLimits(max_agent_seconds=10))
+    result = await activity_env.run(jobs.run_agent, inp)
+    assert result.outcome == "budget_exceeded" and result.duration_ms < 5000
+    assert result.attempts.count == 2
+    assert "ended without a result" in result.attempts.reasons[0]
+
+
+async def test_cancellation_stops_the_agent(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> None:
     task = asyncio.create_task(
-        activity_env.run(jobs.run_agent, RunAgentInput(workspace=workspace.path, prompt="slow"))
+        activity_env.run(jobs.run_agent, prepared.agent("slow [standin:sleep=30]"))
     )
-    for _ in range(500):
-        if child_file.exists() and child_file.read_text():
-            break
-        await asyncio.sleep(0.02)
-    agent_beats = [beat[0] for beat in activity_env.heartbeats if beat]  # git's carry no details
-    assert any(beat["pid"] == int(pid_file.read_text()) for beat in agent_beats)
+    await asyncio.wait_for(activity_env.beating.wait(), 10)
     activity_env.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for pid_path in (pid_file, child_file):
-        pid = int(pid_path.read_text())
-        assert gone_soon(pid), f"{pid_path.name}: pid {pid} outlived the cancellation"
 
 
-async def test_agent_environment_has_no_worker_secrets(
+async def test_a_worker_shutting_down_hands_the_agent_over(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> None:
+    task = asyncio.create_task(
+        activity_env.run(jobs.run_agent, prepared.agent("slow [standin:sleep=30]"))
+    )
+    await asyncio.wait_for(activity_env.beating.wait(), 10)
+    activity_env.worker_shutdown()
+    with pytest.raises(ApplicationError) as handed:
+        await asyncio.wait_for(task, 10)
+    assert handed.value.type == WORKER_SHUTDOWN and not handed.value.non_retryable
+    assert activity_env.heartbeats[-1][0]["handover"] is True
+
+
+async def test_the_agent_sees_none_of_the_worker_secrets(
     activity_env: RecordingEnvironment,
-    workspace: Workspace,
+    convex_client: ConvexClient,
+    prepared: Prepared,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONVEX_ADMIN_KEY", "canary-convex-5f2a")
+    monkeypatch.setenv("GITHUB_TOKEN", "canary-github-77b1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-agents-own")
+    config = make_config(tmp_path, agent_env_allow=("OPENAI_API_KEY", "CODEX_STANDIN_*"))
+    jobs = JobActivities(config, convex=convex_client, sandbox=make_sandbox(config))
+    inp = prepared.agent("dump the env")
+    monkeypatch.setenv("CODEX_STANDIN_ENV_DUMP", "env.json")  # written in the workspace
+    await activity_env.run(jobs.run_agent, inp)
+    ws = jobs.workspaces.path_for(prepared.order_id)
+    seen = json.loads(git("show", "HEAD:env.json", cwd=ws))
+    assert seen["OPENAI_API_KEY"] == "sk-the-agents-own"  # named: passes
+    assert "CONVEX_ADMIN_KEY" not in seen and "GITHUB_TOKEN" not in seen
+    assert seen["HOME"] != str(Path.home())
+    assert seen["CODEX_HOME"].startswith(seen["HOME"])
+
+
+async def test_a_missing_agent_command_is_not_retryable(
+    activity_env: RecordingEnvironment,
+    convex_client: ConvexClient,
+    prepared: Prepared,
     tmp_path: Path,
 ) -> None:
-    secrets = {
-        "CONVEX_ADMIN_KEY": "convex-admin-secret",
-        "CONVEX_DEPLOY_KEY": "convex-deploy-secret",
-        "CONVEX_SELF_HOSTED_ADMIN_KEY": "convex-self-hosted-secret",
-        "CONVEX_URL": "https://happy-otter-123.convex.cloud",
-        "TEMPORAL_API_KEY": "temporal-secret",
-        "GITHUB_TOKEN": "ghp_secret",
-        "GH_TOKEN": "gh_secret",
-        "OPENAI_API_KEY": "sk-secret",
-        "AWS_SECRET_ACCESS_KEY": "aws-secret",
-        "SERVICE_PASSWORD": "pw-secret",
-    }
-    for name, value in secrets.items():
-        monkeypatch.setenv(name, value)
-    dump = tmp_path / "env.json"
-    monkeypatch.setenv("CODEX_STANDIN_ENV_DUMP", str(dump))
-    config = make_config(
-        tmp_path,
-        agent_env_allow=("CODEX_STANDIN_*", "OPENAI_API_KEY", "CONVEX_ADMIN_KEY"),
-        github_token="ghp_secret",
-    )
-    result = await activity_env.run(
-        JobActivities(config).run_agent,
-        RunAgentInput(workspace=workspace.path, prompt="show env"),
-    )
-    assert result.succeeded
-    env = json.loads(dump.read_text())
-    leaked = {name for name, value in env.items() if value in secrets.values()}
-    assert leaked == {"OPENAI_API_KEY"}, "only the variable named exactly in the allow-list"
-    assert "CONVEX_ADMIN_KEY" not in env, "Convex keys never pass, even when allowed"
-    assert env["PATH"] and env["HOME"]
+    config = make_config(tmp_path, codex_command=("/nonexistent/codex", "exec"))
+    jobs = JobActivities(config, convex=convex_client, sandbox=make_sandbox(config))
+    with pytest.raises(ApplicationError) as refused:
+        await activity_env.run(jobs.run_agent, prepared.agent())
+    assert refused.value.type == "AgentNotFound" and refused.value.non_retryable
 
 
-async def test_prompt_starting_with_a_dash_is_not_an_option(
-    activity_env: RecordingEnvironment, jobs: JobActivities, workspace: Workspace
+async def test_the_logs_url_is_served_by_convex(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    convex_client: ConvexClient,
 ) -> None:
-    result = await activity_env.run(
-        jobs.run_agent, RunAgentInput(workspace=workspace.path, prompt="--help me")
-    )
-    assert result.succeeded
-    assert (Path(workspace.path) / "NOTES.md").read_text() == "- --help me\n"
-
-
-async def test_missing_agent_command_is_not_retryable(
-    activity_env: RecordingEnvironment, workspace: Workspace, tmp_path: Path
-) -> None:
-    config = make_config(
-        tmp_path,
-        codex_command=(
-            "/nonexistent/codex",
-            "exec",
-        ),
-    )
-    with pytest.raises(ApplicationError) as caught:
-        await activity_env.run(
-            JobActivities(config).run_agent,
-            RunAgentInput(workspace=workspace.path, prompt="x"),
-        )
-    assert caught.value.type == "AgentNotFound" and caught.value.non_retryable
-    assert "JANGAR_CODEX_COMMAND" in caught.value.message
-
-
-async def test_workspace_outside_the_data_dir_is_refused(
-    activity_env: RecordingEnvironment, jobs: JobActivities, tmp_path: Path
-) -> None:
-    with pytest.raises(ApplicationError) as caught:
-        await activity_env.run(jobs.run_agent, RunAgentInput(workspace=str(tmp_path), prompt="x"))
-    assert caught.value.type == "WorkspaceMissing" and caught.value.non_retryable
-
-
-async def test_artifact_base_url_replaces_file_urls(
-    activity_env: RecordingEnvironment, workspace: Workspace, tmp_path: Path
-) -> None:
-    config = make_config(tmp_path, artifact_base_url="https://artifacts.example/jangar/")
-    result = await activity_env.run(
-        JobActivities(config).run_agent, RunAgentInput(workspace=workspace.path, prompt="x")
-    )
-    assert result.log_url == f"https://artifacts.example/jangar/{WORKFLOW_ID}/{RUN_ID}/agent.log"
-
-
-async def test_agent_without_json_output_still_works(
-    activity_env: RecordingEnvironment, workspace: Workspace, tmp_path: Path
-) -> None:
-    plain = [c for c in make_config(tmp_path).codex_command if c != "--json"]
-    config = make_config(tmp_path, codex_command=plain)
-    result = await activity_env.run(
-        JobActivities(config).run_agent, RunAgentInput(workspace=workspace.path, prompt="plain")
-    )
-    assert result.succeeded and result.json_events == 0 and result.progress == ()
-    assert result.lines > 0 and "[stand-in] updated NOTES.md" in read(result.log_path)
+    result = await activity_env.run(jobs.run_agent, prepared.agent())
+    assert result.log is not None
+    url = await convex_client.query("files:getUrl", {"storageId": result.log.storage_id})
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(str(url))
+    assert answer.status_code == 200 and "thread.started" in answer.text

@@ -1,96 +1,125 @@
-"""run_check: one shell command, its own log, pass, fail and time limit as results."""
+"""run_check, sandboxed, on the agent's checkpoint: pass, fail with its output, the time limit,
+no network by default, no worker secrets, and the same tree on any worker."""
 
 from __future__ import annotations
 
-import time
+import socket
 from pathlib import Path
 
 import pytest
 
+from activities.convex_client import ConvexClient
 from activities.jobs import JobActivities
-from activities.models import PrepareWorkspaceInput, RunCheckInput, Workspace
+from activities.models import RunCheckInput, WorkspaceState
 from tests.activities.conftest import (
-    RUN_ID,
-    WORKFLOW_ID,
+    HAVE_BWRAP,
+    Prepared,
     RecordingEnvironment,
     make_config,
-    read,
+    make_sandbox,
 )
 
 
-@pytest.fixture
-async def workspace(
-    activity_env: RecordingEnvironment, jobs: JobActivities, remote: Path
-) -> Workspace:
-    return await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="check1", repo=str(remote))
-    )
+async def checkpoint(
+    env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> WorkspaceState:
+    """The agent's checkpoint: the state every check starts from."""
+    return (await env.run(jobs.run_agent, prepared.agent("Write a greeting"))).checkpoint
 
 
-async def test_passing_check(
-    activity_env: RecordingEnvironment, jobs: JobActivities, workspace: Workspace, tmp_path: Path
+async def test_a_passing_check_on_the_agents_checkpoint(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    convex_client: ConvexClient,
 ) -> None:
+    state = await checkpoint(activity_env, jobs, prepared)
     result = await activity_env.run(
         jobs.run_check,
-        RunCheckInput(workspace=workspace.path, command="test -f README.md && echo ok", index=0),
+        RunCheckInput(state=state, command="grep -q greeting NOTES.md && echo found", index=1),
     )
     assert result.passed and result.exit_code == 0 and not result.timed_out
-    assert result.command == "test -f README.md && echo ok" and result.index == 0
-    expected_log = tmp_path / "data" / "artifacts" / WORKFLOW_ID / RUN_ID / "checks"
-    assert Path(result.log_path) == (expected_log / "check-000.log").resolve()
-    assert read(result.log_path) == "ok\n"
-    assert result.log_url == Path(result.log_path).as_uri()
-    assert result.output_tail == "ok"
+    assert result.log is not None
+    url = await convex_client.query("files:getUrl", {"storageId": result.log.storage_id})
+    assert (await convex_client.download(str(url))).decode() == "found\n"
 
 
-async def test_failing_check_is_a_result_with_its_output(
-    activity_env: RecordingEnvironment, jobs: JobActivities, workspace: Workspace
+async def test_a_failing_check_is_a_result_with_its_output(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
+    state = await checkpoint(activity_env, jobs, prepared)
     result = await activity_env.run(
         jobs.run_check,
-        RunCheckInput(
-            workspace=workspace.path, command="echo 'lint: 2 problems' >&2; exit 3", index=1
-        ),
+        RunCheckInput(state=state, command="echo 2 tests failed; exit 4", index=2),
     )
-    assert not result.passed and result.exit_code == 3 and not result.timed_out
-    assert result.output_tail == "lint: 2 problems"
-    assert Path(result.log_path).name == "check-001.log"
+    assert not result.passed and result.exit_code == 4
+    assert "2 tests failed" in result.output_tail
+    assert result.step_record().payload is not None
 
 
-async def test_check_time_limit(
-    activity_env: RecordingEnvironment, jobs: JobActivities, workspace: Workspace
+async def test_the_time_limit_stops_a_check(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
-    started = time.monotonic()
+    state = await checkpoint(activity_env, jobs, prepared)
     result = await activity_env.run(
         jobs.run_check,
-        RunCheckInput(
-            workspace=workspace.path, command="echo start; sleep 60", index=2, timeout_seconds=0.5
-        ),
+        RunCheckInput(state=state, command="sleep 30", index=1, timeout_seconds=0.5),
     )
     assert result.timed_out and not result.passed and result.exit_code is None
-    assert time.monotonic() - started < 5
-    assert result.output_tail.startswith("start\n")
-    assert "time limit of 0.5 s" in result.output_tail
+    assert "time limit" in result.output_tail
 
 
-async def test_checks_do_not_see_worker_secrets(
-    activity_env: RecordingEnvironment,
-    workspace: Workspace,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+async def test_a_check_that_dirtied_the_tree_does_not_leak_into_the_next(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
-    monkeypatch.setenv("CONVEX_ADMIN_KEY", "convex-admin-secret")
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")  # the agent's, not the checks'
-    jobs = JobActivities(make_config(tmp_path, agent_env_allow=("OPENAI_API_KEY", "MY_*")))
-    monkeypatch.setenv("MY_SETTING", "visible")
-    result = await activity_env.run(
-        jobs.run_check,
-        RunCheckInput(
-            workspace=workspace.path,
-            command='test -z "$CONVEX_ADMIN_KEY$GITHUB_TOKEN$OPENAI_API_KEY"'
-            ' && test "$MY_SETTING" = visible && test -n "$PATH"',
-            index=3,
-        ),
+    state = await checkpoint(activity_env, jobs, prepared)
+    await activity_env.run(
+        jobs.run_check, RunCheckInput(state=state, command="echo junk > junk.txt", index=1)
     )
-    assert result.passed, result.output_tail
+    second = await activity_env.run(
+        jobs.run_check, RunCheckInput(state=state, command="test ! -e junk.txt", index=2)
+    )
+    assert second.passed
+
+
+@pytest.mark.skipif(not HAVE_BWRAP, reason="the network policy needs the sandbox (bubblewrap)")
+@pytest.mark.parametrize(("network", "connects"), [(False, False), (True, True)])
+async def test_checks_reach_the_network_only_when_allowed(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    network: bool,
+    connects: bool,
+) -> None:
+    state = await checkpoint(activity_env, jobs, prepared)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        command = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
+        result = await activity_env.run(
+            jobs.run_check,
+            RunCheckInput(state=state, command=f"bash -c '{command}'", index=1, network=network),
+        )
+    assert result.passed is connects
+
+
+async def test_checks_do_not_see_the_agents_or_the_workers_secrets(
+    activity_env: RecordingEnvironment,
+    convex_client: ConvexClient,
+    prepared: Prepared,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-agent-only")
+    monkeypatch.setenv("CONVEX_ADMIN_KEY", "canary-convex-9c")
+    monkeypatch.setenv("MY_SETTING", "visible")
+    config = make_config(tmp_path, agent_env_allow=("OPENAI_API_KEY", "MY_*"))
+    jobs = JobActivities(config, convex=convex_client, sandbox=make_sandbox(config))
+    state = await checkpoint(activity_env, jobs, prepared)
+    result = await activity_env.run(
+        jobs.run_check, RunCheckInput(state=state, command="env | sort", index=1)
+    )
+    assert "MY_SETTING=visible" in result.output_tail
+    assert "sk-agent-only" not in result.output_tail
+    assert "canary-convex-9c" not in result.output_tail

@@ -31,7 +31,7 @@ from activities.gitsafe import (
 )
 from activities.jobs import JobActivities
 from activities.models import CommitAndPushInput, PrepareWorkspaceInput
-from tests.activities.conftest import RecordingEnvironment, exists, read
+from tests.activities.conftest import RecordingEnvironment, exists, job_spec, read
 from tests.git_repos import git, make_bare_repo
 
 FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
@@ -238,14 +238,14 @@ async def test_the_real_activities_run_no_planted_program(
     config: JobConfig,
     tmp_path: Path,
 ) -> None:
-    """Everything planted at once, then commit_and_push and a second prepare_workspace (fetch,
-    checkout, clean) through the activities themselves."""
+    """Everything planted at once, then the worker's own git of a job: the agent step's
+    checkpoint (add, commit, bundle, diff), commit_and_push (ls-remote, push) and a second
+    prepare_workspace (fetch, checkout, clean)."""
     remote = make_bare_repo(tmp_path, name="real")
     url = f"file://{remote}"
-    ws = await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo-plant-all", repo=url)
-    )
-    workspace = Path(ws.path)
+    job = job_spec("wo-plant-all", url)
+    ws = await activity_env.run(jobs.prepare_workspace, PrepareWorkspaceInput(job=job))
+    workspace = jobs.workspaces.path_for(job.work_order_id)
     lab = Lab(
         tmp_path,
         remote,
@@ -262,16 +262,16 @@ async def test_the_real_activities_run_no_planted_program(
     for kind in sorted(PLANTS, key=lambda kind: kind != "nested-repository"):
         PLANTS[kind][0](lab)
     write_payload(lab)
+    checkpoint = await jobs.workspaces.checkpoint(
+        workspace, ws.state, message="All", committed_at_ms=1_764_000_000_000
+    )
+    assert checkpoint.files_changed >= 3
     result = await activity_env.run(
         jobs.commit_and_push,
-        CommitAndPushInput(
-            workspace=ws.path, repo=url, branch=ws.branch, base_sha=ws.base_sha, message="All"
-        ),
+        CommitAndPushInput(state=checkpoint.state, remote_branch_sha=ws.remote_branch_sha),
     )
-    assert result.pushed and result.files_changed >= 3
-    again = await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo-plant-all", repo=url)
-    )
+    assert result.pushed
+    again = await activity_env.run(jobs.prepare_workspace, PrepareWorkspaceInput(job=job))
     assert again.reused
     assert lab.fired() == [], f"planted programs ran: {lab.fired()}"
     assert decoy_got_the_push(lab) == []

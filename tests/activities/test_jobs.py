@@ -14,69 +14,49 @@ from temporalio import activity
 from activities.codex_events import ProgressCollector
 from activities.gitcli import git_env
 from activities.jobs import JobActivities
-from activities.models import (
-    CommitAndPushInput,
-    OpenPullRequestInput,
-    PrepareWorkspaceInput,
-    RunAgentInput,
-    RunCheckInput,
-)
-from tests.activities.conftest import RUN_ID, WORKFLOW_ID, RecordingEnvironment, make_config
+from activities.models import CommitAndPushInput, OpenPullRequestInput, RunCheckInput
+from tests.activities.conftest import Prepared, RecordingEnvironment, make_config
 from tests.git_repos import git
 
 
 def test_activity_names_are_the_documented_ones(jobs: JobActivities) -> None:
     names = [activity._Definition.must_from_callable(fn).name for fn in jobs.all()]
     assert names == [
+        "load_job",
         "prepare_workspace",
         "run_agent",
         "run_check",
         "commit_and_push",
         "open_pull_request",
-        "capture_diff",
+        "notify",
     ]
 
 
 async def test_a_whole_job_through_the_activities(
-    activity_env: RecordingEnvironment, jobs: JobActivities, remote: Path, tmp_path: Path
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared, remote: Path
 ) -> None:
-    ws = await activity_env.run(
-        jobs.prepare_workspace,
-        PrepareWorkspaceInput(work_order_id="job1", repo=str(remote), branch="feature/greet"),
-    )
-    # The later steps are routed to this worker's own queue, where the workspace lives.
-    assert ws.task_queue == jobs.config.worker_task_queue
-    agent = await activity_env.run(
-        jobs.run_agent, RunAgentInput(workspace=ws.path, prompt="Write a greeting")
-    )
+    agent = await activity_env.run(jobs.run_agent, prepared.agent("Write a greeting"))
     check = await activity_env.run(
         jobs.run_check,
-        RunCheckInput(workspace=ws.path, command="grep -q greeting NOTES.md", index=0),
+        RunCheckInput(state=agent.checkpoint, command="grep -q greeting NOTES.md", index=1),
     )
     commit = await activity_env.run(
         jobs.commit_and_push,
         CommitAndPushInput(
-            workspace=ws.path,
-            repo=str(remote),
-            branch=ws.branch,
-            base_sha=ws.base_sha,
-            message="Write a greeting",
+            state=agent.checkpoint, remote_branch_sha=prepared.workspace.remote_branch_sha
         ),
     )
     pr = await activity_env.run(
         jobs.open_pull_request,
         OpenPullRequestInput(
-            repo=str(remote), branch=ws.branch, base_branch=ws.base_branch, title="Greeting"
+            repo=str(remote),
+            branch=prepared.job.branch,
+            base_branch=prepared.workspace.base_branch,
+            title="Greeting",
         ),
     )
     assert agent.succeeded and check.passed and commit.changed and pr.skipped
     assert git("show", f"{commit.commit_sha}:NOTES.md", cwd=remote) == "- Write a greeting"
-    run_dir = tmp_path / "data" / "artifacts" / WORKFLOW_ID / RUN_ID
-    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) == [
-        "agent.log",
-        "checks/check-000.log",
-        "diff.patch",
-    ]
 
 
 def test_event_parser_tolerates_odd_lines() -> None:

@@ -4,19 +4,20 @@ and a clean trip through Temporal's pydantic data converter."""
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.models import (
-    AgentProgress,
     AgentResult,
-    CommitAndPushInput,
+    Exchange,
+    JobLimits,
+    JobSpec,
     OpenPullRequestInput,
-    PrepareWorkspaceInput,
-    RunAgentInput,
-    RunCheckInput,
+    StoredFile,
+    WorkspaceState,
     check_branch_name,
 )
 from activities.repo_url import (
@@ -26,6 +27,20 @@ from activities.repo_url import (
     redact_text,
     redact_url,
 )
+
+
+def job(**fields: Any) -> JobSpec:
+    """A job with valid fields, ``fields`` replacing some."""
+    values: dict[str, Any] = {
+        "work_order_id": "w1",
+        "repo": "/srv/repo.git",
+        "branch": "codex/w1",
+        "prompt": "Write a greeting",
+        "title": "t",
+    }
+    values.update(fields)
+    return JobSpec(**values)
+
 
 BRANCH_NAMES = [
     "main",
@@ -83,7 +98,7 @@ def test_branch_rules_agree_with_git(name: str) -> None:
 
 def test_branch_error_says_why() -> None:
     with pytest.raises(ValidationError, match=r"contains '\.\.'.*check-ref-format"):
-        PrepareWorkspaceInput(work_order_id="w1", repo="/srv/repo.git", branch="a..b")
+        job(branch="a..b")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +114,7 @@ def test_branch_error_says_why() -> None:
 )
 def test_repo_forms_accepted(repo: str, kind: str) -> None:
     assert classify_repo(repo) == kind
-    PrepareWorkspaceInput(work_order_id="w1", repo=repo)
+    job(repo=repo)
 
 
 @pytest.mark.parametrize(
@@ -108,45 +123,55 @@ def test_repo_forms_accepted(repo: str, kind: str) -> None:
 )
 def test_repo_forms_refused(repo: str) -> None:
     with pytest.raises(ValidationError, match="repo"):
-        PrepareWorkspaceInput(work_order_id="w1", repo=repo)
+        job(repo=repo)
 
 
 def test_validation_errors_never_echo_a_token() -> None:
     with pytest.raises(ValidationError) as caught:
-        PrepareWorkspaceInput(
-            work_order_id="bad id!", repo="https://user:s3cr3t-token@github.com/o/r.git"
-        )
+        job(work_order_id="bad id!", repo="https://user:s3cr3t-token@github.com/o/r.git")
     assert "s3cr3t-token" not in str(caught.value)
     with pytest.raises(ValidationError) as caught:
-        PrepareWorkspaceInput(work_order_id="w1", repo="ftp://user:s3cr3t-token@host/x")
+        job(repo="ftp://user:s3cr3t-token@host/x")
     assert "s3cr3t-token" not in str(caught.value)
 
 
-def test_work_branch_defaults_and_must_differ_from_base() -> None:
-    assert PrepareWorkspaceInput(work_order_id="w1", repo="/r").work_branch == "codex/w1"
-    assert PrepareWorkspaceInput(work_order_id="w1", repo="/r", branch="x").work_branch == "x"
+def test_the_work_branch_must_differ_from_the_base_and_prompts_have_no_nul() -> None:
     with pytest.raises(ValidationError, match="also the base branch"):
-        PrepareWorkspaceInput(work_order_id="w1", repo="/r", base_branch="x", branch="x")
-
-
-def test_timeouts_must_be_positive_and_workspace_absolute() -> None:
-    with pytest.raises(ValidationError, match="greater than 0"):
-        RunAgentInput(workspace="/w", prompt="p", timeout_seconds=0)
-    with pytest.raises(ValidationError, match="greater than 0"):
-        RunCheckInput(workspace="/w", command="true", index=0, timeout_seconds=-1)
-    with pytest.raises(ValidationError, match="absolute path"):
-        RunCheckInput(workspace="relative", command="true", index=0)
+        job(base_branch="x", branch="x")
+    with pytest.raises(ValidationError, match="NUL"):
+        job(prompt="fix\x00it")
+    with pytest.raises(ValidationError, match="check command"):
+        job(checks=("make\x00test",))
     with pytest.raises(ValidationError, match="blank"):
-        RunAgentInput(workspace="/w", prompt="   ")
+        job(prompt="   ")
 
 
-def test_commit_input_checks_sha_and_refuses_unknown_fields() -> None:
-    with pytest.raises(ValidationError, match="full lower-case commit sha"):
-        CommitAndPushInput(workspace="/w", repo="/r", branch="b", base_sha="abc", message="m")
+def test_limits_must_be_positive_and_states_carry_full_shas() -> None:
+    with pytest.raises(ValidationError, match="greater than 0"):
+        JobLimits(agent_timeout_seconds=0)
+    with pytest.raises(ValidationError, match="greater than 0"):
+        JobLimits(max_tokens=0)
+    with pytest.raises(ValidationError, match="pattern"):
+        WorkspaceState(
+            work_order_id="w1", repo="/r", branch="b", base_sha="abc", commit_sha="a" * 40
+        )
     with pytest.raises(ValidationError, match="Extra inputs"):
         OpenPullRequestInput.model_validate(
             {"repo": "/r", "branch": "b", "base_branch": "main", "title": "t", "surprise": 1}
         )
+
+
+def test_a_follow_up_prompt_carries_the_conversation_and_stays_bounded() -> None:
+    follow = job(
+        prompt="Also say goodbye",
+        conversation=(Exchange(prompt="Add a greeting", final_message="Added it."),),
+    )
+    text = follow.agent_prompt()
+    assert text.index("Add a greeting") < text.index("Added it.") < text.index("Also say goodbye")
+    assert job().agent_prompt() == "Write a greeting"
+    huge = job(conversation=tuple(Exchange(prompt="x" * 90_000) for _ in range(3)))
+    assert len(huge.agent_prompt()) <= 100_000
+    assert huge.agent_prompt().endswith("Write a greeting")
 
 
 def test_redaction() -> None:
@@ -182,21 +207,29 @@ def test_github_repository_parsing() -> None:
         assert parse_github_repo(url, "github.com") is None, url
 
 
+def agent_result(**fields: Any) -> AgentResult:
+    values: dict[str, Any] = {
+        "outcome": "failed",
+        "succeeded": False,
+        "exit_code": 3,
+        "timed_out": False,
+        "failure_reason": "the agent exited 3",
+        "log": StoredFile(storage_id="kg2-log", bytes=10),
+        "checkpoint": WorkspaceState(
+            work_order_id="w1", repo="/r", branch="b", base_sha="a" * 40, commit_sha="a" * 40
+        ),
+        "events_recorded": 1,
+        "events_dropped": 0,
+        "lines": 4,
+        "json_events": 1,
+        "duration_ms": 12,
+    }
+    values.update(fields)
+    return AgentResult(**values)
+
+
 def test_results_survive_the_pydantic_data_converter() -> None:
-    result = AgentResult(
-        outcome="failed",
-        succeeded=False,
-        exit_code=3,
-        timed_out=False,
-        failure_reason="the agent exited 3",
-        log_path="/d/agent.log",
-        log_url="file:///d/agent.log",
-        progress=(AgentProgress(seq=0, type="thread.started", summary="thread started t"),),
-        progress_dropped=0,
-        lines=4,
-        json_events=1,
-        duration_ms=12,
-    )
+    result = agent_result()
     converter = pydantic_data_converter.payload_converter
     payloads = converter.to_payloads([result])
     (back,) = converter.from_payloads(payloads, [AgentResult])
@@ -207,26 +240,10 @@ def test_results_survive_the_pydantic_data_converter() -> None:
 
 
 def test_a_failed_agent_is_recorded_failed_with_its_reason_exit_code_and_log() -> None:
-    from activities.models import AgentResult
-
-    agent = AgentResult(
-        outcome="failed",
-        succeeded=False,
-        exit_code=3,
-        timed_out=False,
-        failure_reason="the agent exited 3",
-        log_path="/x/agent.log",
-        log_url="file:///x/agent.log",
-        progress=(),
-        progress_dropped=0,
-        lines=7,
-        json_events=2,
-        final_message="done " * 800,
-        duration_ms=1500,
-    )
+    agent = agent_result(lines=7, json_events=2, final_message="done " * 800)
     record = agent.step_record()
     assert record.status == "failed"
-    assert record.log_url == "file:///x/agent.log"
+    assert record.log_storage_id == "kg2-log"
     assert record.payload is not None
     assert record.payload["message"] == "the agent exited 3"
     assert record.payload["exitCode"] == 3
@@ -244,8 +261,6 @@ def test_a_timed_out_check_keeps_a_null_exit_code_and_its_output_tail() -> None:
         exit_code=None,
         timed_out=True,
         duration_ms=10,
-        log_path="/x/check.log",
-        log_url="file:///x/check.log",
         output_tail="x" * 3000,
     )
     record = check.step_record()
@@ -267,21 +282,14 @@ def test_a_skipped_pull_request_and_an_unchanged_commit_say_why() -> None:
     unchanged = CommitResult(
         changed=False,
         reason="the agent made no changes",
-        committed=False,
         pushed=False,
         branch="b",
         base_sha="a" * 40,
         commit_sha=None,
-        diff_path=None,
-        diff_url=None,
-        files_changed=0,
-        insertions=0,
-        deletions=0,
     ).step_record()
     assert unchanged.status == "succeeded"
     assert unchanged.payload == {
         "changed": False,
         "commitSha": None,
-        "filesChanged": 0,
         "reason": "the agent made no changes",
     }

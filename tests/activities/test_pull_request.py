@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.convex_client import ConvexClient
 from activities.jobs import JobActivities
 from activities.models import OpenPullRequestInput
-from tests.activities.conftest import RecordingEnvironment, make_config
+from tests.activities.conftest import RecordingEnvironment, make_config, make_sandbox
 from tests.standins.github_api import GitHubApiStandin
+
+# open_pull_request never calls Convex: a client for a port nothing listens on proves it.
+OFFLINE_CONVEX = ConvexClient("http://127.0.0.1:9")
 
 
 @pytest.fixture
@@ -30,7 +34,8 @@ def github() -> Iterator[GitHubApiStandin]:
 def jobs_for(
     tmp_path: Path, github: GitHubApiStandin, token: str | None = "test-token"
 ) -> JobActivities:
-    return JobActivities(make_config(tmp_path, github_api_url=github.url, github_token=token))
+    config = make_config(tmp_path, github_api_url=github.url, github_token=token)
+    return JobActivities(config, convex=OFFLINE_CONVEX, sandbox=make_sandbox(config))
 
 
 def pr_input(github: GitHubApiStandin, repo: str = "octo/widgets") -> OpenPullRequestInput:
@@ -172,5 +177,23 @@ async def test_unreachable_api_is_retryable(
         repo=f"{api}/octo/widgets.git", branch="codex/x", base_branch="main", title="t"
     )
     with pytest.raises(ApplicationError) as caught:
-        await activity_env.run(JobActivities(config).open_pull_request, inp)
+        jobs = JobActivities(config, convex=OFFLINE_CONVEX, sandbox=make_sandbox(config))
+        await activity_env.run(jobs.open_pull_request, inp)
     assert caught.value.type == "GitHubUnavailable" and not caught.value.non_retryable
+
+
+async def test_an_open_pull_request_gets_the_new_title_and_body_once(
+    activity_env: RecordingEnvironment, github: GitHubApiStandin, tmp_path: Path
+) -> None:
+    """A follow-up continues the branch: its pull request is updated, never a second one."""
+    github.add_pull("octo/widgets", head="codex/wo1", base="main", title="first request")
+    jobs = jobs_for(tmp_path, github)
+    inp = pr_input(github).model_copy(update={"title": "whole change", "body": "1. a\n2. b"})
+    result = await activity_env.run(jobs.open_pull_request, inp)
+    assert result.updated and not result.created and result.number == 1
+    pull = github.pulls["octo/widgets"][0]
+    assert (pull["title"], pull["body"]) == ("whole change", "1. a\n2. b")
+    again = await activity_env.run(jobs.open_pull_request, inp)
+    assert not again.updated  # nothing to change: no second edit
+    assert len(github.pulls["octo/widgets"]) == 1
+    assert [r.method for r in github.requests].count("PATCH") == 1

@@ -1,16 +1,27 @@
-"""prepare_workspace against real bare repositories: fresh clone, reuse on retry, branch
-names, base branches, and errors that say what is wrong without leaking credentials."""
+"""The workspace against real bare repositories: prepare (fresh clone, reuse, branch names,
+base branches, errors that say what is wrong without leaking credentials), hold (the exact
+checkpoint, rebuilt on a worker that never saw the job), and the disk sweep."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.convex_client import ConvexClient
 from activities.jobs import JobActivities
 from activities.models import PrepareWorkspaceInput
-from tests.activities.conftest import RecordingEnvironment, push_commit
+from activities.storage import FileStore
+from activities.workspace import Workspaces
+from tests.activities.conftest import (
+    Prepared,
+    RecordingEnvironment,
+    job_spec,
+    make_config,
+    push_commit,
+)
 from tests.git_repos import git, make_bare_repo
 
 
@@ -18,16 +29,16 @@ async def test_fresh_clone_makes_the_default_work_branch(
     activity_env: RecordingEnvironment, jobs: JobActivities, remote: Path, tmp_path: Path
 ) -> None:
     ws = await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo1", repo=str(remote))
+        jobs.prepare_workspace, PrepareWorkspaceInput(job=job_spec("wo1", str(remote)))
     )
-    path = Path(ws.path)
+    path = jobs.workspaces.path_for(ws.state.work_order_id)
     assert path == (tmp_path / "data" / "workspaces" / "wo1").resolve()
-    assert ws.branch == "codex/wo1"
+    assert ws.state.branch == "codex/wo1" and ws.state.commit_sha == ws.state.base_sha
     assert ws.base_branch == "main"
-    assert ws.base_sha == git("rev-parse", "main", cwd=remote)
+    assert ws.state.base_sha == git("rev-parse", "main", cwd=remote)
     assert not ws.reused
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=path) == "codex/wo1"
-    assert git("rev-parse", "HEAD", cwd=path) == ws.base_sha
+    assert git("rev-parse", "HEAD", cwd=path) == ws.state.base_sha
     assert (path / "README.md").read_text() == "# Sample\n"
 
 
@@ -38,11 +49,15 @@ async def test_branch_hint_and_explicit_base_branch(
     ws = await activity_env.run(
         jobs.prepare_workspace,
         PrepareWorkspaceInput(
-            work_order_id="wo2", repo=str(remote), base_branch="develop", branch="feature/x"
+            job=job_spec("wo2", str(remote), base_branch="develop", branch="feature/x")
         ),
     )
-    assert (ws.branch, ws.base_branch, ws.base_sha) == ("feature/x", "develop", develop_sha)
-    assert (Path(ws.path) / "dev.txt").exists()
+    assert (ws.state.branch, ws.base_branch, ws.state.base_sha) == (
+        "feature/x",
+        "develop",
+        develop_sha,
+    )
+    assert (jobs.workspaces.path_for(ws.state.work_order_id) / "dev.txt").exists()
 
 
 async def test_default_branch_follows_the_remote_head(
@@ -51,7 +66,7 @@ async def test_default_branch_follows_the_remote_head(
     trunk = make_bare_repo(tmp_path, name="trunky", default_branch="trunk")
     ws = await activity_env.run(
         jobs.prepare_workspace,
-        PrepareWorkspaceInput(work_order_id="wo3", repo=f"file://{trunk}"),
+        PrepareWorkspaceInput(job=job_spec("wo3", f"file://{trunk}")),
     )
     assert ws.base_branch == "trunk"
     assert ws.repo == f"file://{trunk}"
@@ -60,9 +75,9 @@ async def test_default_branch_follows_the_remote_head(
 async def test_retry_reuses_and_cleans_the_workspace(
     activity_env: RecordingEnvironment, jobs: JobActivities, remote: Path, tmp_path: Path
 ) -> None:
-    inp = PrepareWorkspaceInput(work_order_id="wo4", repo=str(remote))
+    inp = PrepareWorkspaceInput(job=job_spec("wo4", str(remote)))
     first = await activity_env.run(jobs.prepare_workspace, inp)
-    path = Path(first.path)
+    path = Path(str(jobs.workspaces.path_for("wo4")))
     # What a failed earlier attempt may leave: edits, untracked and ignored files, a commit,
     # a stale index lock.
     (path / "README.md").write_text("changed\n")
@@ -74,8 +89,12 @@ async def test_retry_reuses_and_cleans_the_workspace(
     new_main = push_commit(remote, "main", "later.txt", "later\n", tmp_path)
 
     second = await activity_env.run(jobs.prepare_workspace, inp)
-    assert second.reused and second.path == first.path and second.branch == first.branch
-    assert second.base_sha == new_main  # fetched again
+    assert (
+        second.reused
+        and str(jobs.workspaces.path_for("wo4")) == str(jobs.workspaces.path_for("wo4"))
+        and second.state.branch == first.state.branch
+    )
+    assert second.state.base_sha == new_main  # fetched again
     assert git("rev-parse", "HEAD", cwd=path) == new_main
     assert git("status", "--porcelain", "--ignored", cwd=path) == ""
     assert (path / "README.md").read_text() == "# Sample\n"
@@ -87,13 +106,18 @@ async def test_a_directory_of_another_repo_is_replaced(
 ) -> None:
     other = make_bare_repo(tmp_path, name="other")
     await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo5", repo=str(other))
+        jobs.prepare_workspace, PrepareWorkspaceInput(job=job_spec("wo5", str(other)))
     )
     ws = await activity_env.run(
-        jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo5", repo=str(remote))
+        jobs.prepare_workspace, PrepareWorkspaceInput(job=job_spec("wo5", str(remote)))
     )
     assert not ws.reused
-    assert git("config", "--get", "remote.origin.url", cwd=Path(ws.path)) == str(remote)
+    assert git(
+        "config",
+        "--get",
+        "remote.origin.url",
+        cwd=jobs.workspaces.path_for(ws.state.work_order_id),
+    ) == str(remote)
 
 
 async def test_missing_local_repository_is_not_retryable(
@@ -102,7 +126,7 @@ async def test_missing_local_repository_is_not_retryable(
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
             jobs.prepare_workspace,
-            PrepareWorkspaceInput(work_order_id="wo6", repo=str(tmp_path / "nope.git")),
+            PrepareWorkspaceInput(job=job_spec("wo6", str(tmp_path / "nope.git"))),
         )
     assert caught.value.type == "RepositoryNotFound" and caught.value.non_retryable
 
@@ -114,7 +138,7 @@ async def test_a_directory_that_is_not_a_repository(
     plain.mkdir()
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
-            jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo7", repo=str(plain))
+            jobs.prepare_workspace, PrepareWorkspaceInput(job=job_spec("wo7", str(plain)))
         )
     assert caught.value.type == "RepositoryNotFound" and caught.value.non_retryable
     assert "repository not found" in caught.value.message
@@ -126,7 +150,7 @@ async def test_missing_base_branch_names_the_branches(
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
             jobs.prepare_workspace,
-            PrepareWorkspaceInput(work_order_id="wo8", repo=str(remote), base_branch="release"),
+            PrepareWorkspaceInput(job=job_spec("wo8", str(remote), base_branch="release")),
         )
     assert caught.value.type == "BaseBranchNotFound" and caught.value.non_retryable
     assert "'release'" in caught.value.message and "main" in caught.value.message
@@ -138,7 +162,7 @@ async def test_work_branch_equal_to_the_default_base_is_refused(
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
             jobs.prepare_workspace,
-            PrepareWorkspaceInput(work_order_id="wo9", repo=str(remote), branch="main"),
+            PrepareWorkspaceInput(job=job_spec("wo9", str(remote), branch="main")),
         )
     assert caught.value.type == "InvalidBranch" and caught.value.non_retryable
 
@@ -150,7 +174,7 @@ async def test_empty_repository_has_no_base(
     git("init", "-q", "--bare", str(empty), cwd=tmp_path)
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
-            jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo10", repo=str(empty))
+            jobs.prepare_workspace, PrepareWorkspaceInput(job=job_spec("wo10", str(empty)))
         )
     assert caught.value.type == "BaseBranchNotFound"
 
@@ -161,7 +185,7 @@ async def test_unreachable_remote_is_retryable_and_hides_the_token(
     repo = "https://someone:s3cr3t-t0ken@127.0.0.1:9/octo/widgets.git"
     with pytest.raises(ApplicationError) as caught:
         await activity_env.run(
-            jobs.prepare_workspace, PrepareWorkspaceInput(work_order_id="wo11", repo=repo)
+            jobs.prepare_workspace, PrepareWorkspaceInput(job=job_spec("wo11", repo))
         )
     assert caught.value.type == "GitNetworkError" and not caught.value.non_retryable
     assert "s3cr3t-t0ken" not in str(caught.value)
@@ -170,3 +194,62 @@ async def test_unreachable_remote_is_retryable_and_hides_the_token(
     config = (tmp_path / "data" / "workspaces" / "wo11" / ".git" / "config").read_text()
     assert "s3cr3t-t0ken" not in config
     assert "https://127.0.0.1:9/octo/widgets.git" in config
+
+
+async def test_hold_gives_the_exact_checkpoint_even_after_a_dirty_attempt(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> None:
+    agent = await activity_env.run(jobs.run_agent, prepared.agent("Add a greeting"))
+    path = jobs.workspaces.path_for(prepared.order_id)
+    (path / "NOTES.md").write_text("garbled by a killed attempt\n")
+    (path / "stray.txt").write_text("x\n")
+    async with jobs.workspaces.hold(agent.checkpoint) as ws:
+        assert git("rev-parse", "HEAD", cwd=ws) == agent.checkpoint.commit_sha
+        assert git("status", "--porcelain", "--ignored", cwd=ws) == ""
+        assert (ws / "NOTES.md").read_text() == "- Add a greeting\n"
+
+
+async def test_a_worker_that_never_saw_the_job_rebuilds_it_from_storage(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    convex_client: ConvexClient,
+    tmp_path: Path,
+) -> None:
+    agent = await activity_env.run(jobs.run_agent, prepared.agent("Add a greeting"))
+    config = make_config(tmp_path / "second-worker")
+    other = Workspaces(config, files=FileStore(convex_client))
+    async with other.hold(agent.checkpoint) as ws:
+        assert ws.is_relative_to(config.data_dir.resolve())
+        assert git("rev-parse", "HEAD", cwd=ws) == agent.checkpoint.commit_sha
+        assert (ws / "NOTES.md").read_text() == "- Add a greeting\n"
+
+
+async def test_a_state_whose_bundle_lacks_its_commit_is_refused(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    convex_client: ConvexClient,
+    tmp_path: Path,
+) -> None:
+    agent = await activity_env.run(jobs.run_agent, prepared.agent("Add a greeting"))
+    forged = agent.checkpoint.model_copy(update={"commit_sha": "c" * 40})
+    other = Workspaces(make_config(tmp_path / "w2"), files=FileStore(convex_client))
+    with pytest.raises(ApplicationError) as refused:
+        async with other.hold(forged):
+            pass
+    assert refused.value.type == "CheckpointInvalid" and refused.value.non_retryable
+
+
+async def test_the_sweep_removes_expired_workspaces_but_never_a_held_one(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> None:
+    spaces = jobs.workspaces
+    path = spaces.path_for(prepared.order_id)
+    async with spaces.hold(prepared.workspace.state):
+        assert spaces.sweep(retention_seconds=1, now=time.time() + 3600) == []
+        assert path.exists()
+    assert spaces.disk_bytes() > 0
+    assert spaces.sweep(retention_seconds=3600) == []  # touched just now
+    assert spaces.sweep(retention_seconds=1, now=time.time() + 3600) == [prepared.order_id]
+    assert not path.exists() and not spaces.private_dir(prepared.order_id).joinpath("lock").exists()

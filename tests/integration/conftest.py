@@ -9,7 +9,6 @@ workflow's history to tests/histories/, the corpus the replay test checks on eve
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,15 +22,15 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
+from tests.activities.conftest import PYTHON, SANDBOX_READ_ONLY, STANDIN
 from tests.git_repos import git
-from tests.integration.flaky_proxy import FlakyProxy
+from tools.convex_proxy import FlakyProxy
 from worker import factories
 from worker.local.local_convex import RunningBackend
 from worker.runtime.workers import build_workers
 from worker.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
 HISTORIES = ROOT / "tests" / "workflows" / "histories"
 
 
@@ -91,7 +90,9 @@ async def running_stack(
             "convex_admin_key": SecretStr(backend.admin_key or ""),
             "convex_deploy_key": None,
             "data_dir": data_dir,
-            "codex_command": [sys.executable, str(STANDIN), "exec", "--json"],
+            "codex_command": [PYTHON, str(STANDIN), "exec", "--json"],
+            "sandbox_read_only": list(SANDBOX_READ_ONLY),
+            "allow_local_repos": True,
             "agent_env_allow": [],
             "heartbeat_interval_seconds": 0.2,
             "github_token": None,
@@ -103,7 +104,7 @@ async def running_stack(
         workers = build_workers(
             env.client,
             settings=settings,
-            job_activities=factories.job_activities(settings),
+            job_activities=factories.job_activities(settings, convex),
             persistence_activities=factories.persistence_activities(convex, settings),
         )
         async with workers[0], workers[1]:

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
@@ -19,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.git_repos import git
 from tests.integration.conftest import Stack, running_stack
-from tests.integration.flaky_proxy import FlakyProxy
+from tools.convex_proxy import FlakyProxy
 from worker.local.local_convex import RunningBackend
 from workflows.codex_job import CodexJobWorkflow
 from workflows.models import CodexJobInput, CodexJobResult
@@ -42,7 +43,14 @@ async def stack(
         yield s
 
 
-async def new_work_order(stack: Stack, repo: Path, prompt: str, **job: Any) -> CodexJobInput:
+async def new_work_order(
+    stack: Stack,
+    repo: Path,
+    prompt: str,
+    *,
+    base_branch: str | None = None,
+    checks: list[str] | None = None,
+) -> CodexJobInput:
     convex = stack.convex
     session = await convex.mutation(
         "sessions:create", {"userId": f"it-{uuid.uuid4().hex[:6]}", "title": "integration"}
@@ -50,11 +58,18 @@ async def new_work_order(stack: Stack, repo: Path, prompt: str, **job: Any) -> C
     message = await convex.mutation(
         "threads:append", {"sessionId": session, "role": "user", "content": prompt}
     )
-    order = await convex.mutation(
-        "workOrders:createFromMessage",
-        {"sessionId": session, "triggerMessageId": message, "summary": "it", "repo": str(repo)},
-    )
-    return CodexJobInput(work_order_id=order, repo=str(repo), prompt=prompt, **job)
+    args: dict[str, Any] = {
+        "sessionId": session,
+        "triggerMessageId": message,
+        "summary": "it",
+        "repo": str(repo),
+    }
+    if base_branch:
+        args["baseBranch"] = base_branch
+    if checks:
+        args["checks"] = checks
+    order = await convex.mutation("workOrders:createFromMessage", args)
+    return CodexJobInput(work_order_id=order)
 
 
 async def start(stack: Stack, job: CodexJobInput) -> WorkflowHandle[Any, CodexJobResult]:
@@ -77,9 +92,12 @@ async def full_timeline(stack: Stack, work_order_id: str) -> dict[str, Any]:
     return dict(page)
 
 
-def read_file_url(url: str) -> str:
-    """The text behind a file:// artifact URL (sync: async tests may not block on pathlib)."""
-    return Path(url.removeprefix("file://")).read_text()
+async def read_url(stack: Stack, url: str) -> str:
+    """A stored log or diff, as anyone reads it: over HTTP from the URL Convex serves."""
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(url)
+    assert answer.status_code == 200, answer.text
+    return answer.text
 
 
 def steps(tl: dict[str, Any]) -> list[tuple[str, str]]:
@@ -93,9 +111,11 @@ def assert_no_duplicates(tl: dict[str, Any]) -> None:
     assert len(names) == len(set(names)), "a step was recorded twice"
     labels = [a["idempotencyKey"] for a in tl["artifacts"]]
     assert len(labels) == len(set(labels)), "an artifact was recorded twice"
-    # Events are in the order the workflow made them (their keys carry its counter).
-    seqs = [int(k.rsplit("/", 1)[1]) for k in keys]
+    # The workflow's own events are in the order it made them (their keys carry its counter).
+    seqs = [int(k.rsplit("/", 1)[1]) for k in keys if "/event/" in k]
     assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1))
+    times = [e["createdAt"] for e in tl["events"]]
+    assert times == sorted(times)
 
 
 async def test_a_job_on_this_projects_repository_survives_a_flaky_convex(
@@ -140,9 +160,9 @@ async def test_a_job_on_this_projects_repository_survives_a_flaky_convex(
     )
     by_type = {a["type"]: a for a in tl["artifacts"]}
     assert set(by_type) == {"log", "diff"}
-    diff = read_file_url(by_type["diff"]["url"])
+    diff = await read_url(stack, by_type["diff"]["url"])
     assert "+++ b/NOTES.md" in diff
-    log = read_file_url(by_type["log"]["url"])
+    log = await read_url(stack, by_type["log"]["url"])
     assert "turn.completed" in log
     agent_events = [e for e in tl["events"] if "agent" in (e.get("data") or {})]
     assert len(agent_events) >= 5
@@ -186,7 +206,7 @@ async def test_failing_check_records_its_log_and_the_diff(
     tl = await full_timeline(stack, job.work_order_id)
     assert steps(tl)[-1] == ("check 1: echo checking; exit 3", "failed")
     check = tl["steps"][-1]
-    assert read_file_url(check["logUrl"]).startswith("checking")
+    assert (await read_url(stack, check["logUrl"])).startswith("checking")
     assert {a["type"] for a in tl["artifacts"]} == {"log", "diff"}
     assert tl["run"]["failureReason"]["step"] == "check 1: echo checking; exit 3"
     assert_no_duplicates(tl)

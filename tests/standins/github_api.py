@@ -1,6 +1,7 @@
 """STAND-IN for the GitHub REST API's pull request endpoints, served locally by tests.
 
-Not GitHub: just enough of ``GET``/``POST /repos/{owner}/{repo}/pulls`` to test
+Not GitHub: just enough of ``GET``/``POST /repos/{owner}/{repo}/pulls`` and
+``PATCH /repos/{owner}/{repo}/pulls/{number}`` (a new title or body) to test
 ``open_pull_request`` over real HTTP. A ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) in
 a daemon thread; ``stop()`` shuts it down and joins the thread (tests call it in teardown).
 
@@ -58,6 +59,9 @@ class GitHubApiStandin:
             def do_POST(self) -> None:
                 standin._handle(self, "POST")
 
+            def do_PATCH(self) -> None:
+                standin._handle(self, "PATCH")
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
@@ -83,6 +87,15 @@ class GitHubApiStandin:
 
     def posts(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST"]
+
+    def _patch(self, repo: str, number: int, body: dict[str, Any]) -> tuple[int, Any]:
+        for pr in self.pulls.get(repo, []):
+            if pr["number"] == number:
+                for key in ("title", "body"):
+                    if key in body:
+                        pr[key] = body[key]
+                return 200, pr
+        return 404, {"message": "Not Found"}
 
     # --- request handling ---------------------------------------------------------------
 
@@ -135,6 +148,8 @@ class GitHubApiStandin:
         if auth != f"Bearer {self.token}":
             return 401, {"message": "Bad credentials"}
         segments = path.strip("/").split("/")
+        if method == "PATCH" and len(segments) == 5 and segments[4].isdigit():
+            return self._patch(f"{segments[1]}/{segments[2]}", int(segments[4]), body or {})
         if len(segments) != 4 or segments[0] != "repos" or segments[3] != "pulls":
             return 404, {"message": "Not Found"}
         repo = f"{segments[1]}/{segments[2]}"

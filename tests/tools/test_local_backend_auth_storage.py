@@ -449,8 +449,8 @@ def _counter(document_id: str) -> int:
 
 
 async def test_a_restart_keeps_documents_files_and_never_reuses_ids(tmp_path: Path) -> None:
-    env = {"LOCAL_BACKEND_DATA_DIR": str(tmp_path / "data")}
-    with backend_with(env) as first:
+    data = tmp_path / "data"
+    with backend_with({}, data_dir=data) as first:
         async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
             ids = [
                 value(await call(client, "mutation", "fixture:insertBlob", {"size": n}))
@@ -466,7 +466,7 @@ async def test_a_restart_keeps_documents_files_and_never_reuses_ids(tmp_path: Pa
             before = await _snapshot(client)
         port = first.port
 
-    with backend_with(env, port=port) as second:
+    with backend_with({}, port=port, data_dir=data) as second:
         async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
             assert await _snapshot(client) == before
             got = await client.get(file_url)  # the URL handed out before the restart still works
@@ -481,8 +481,7 @@ async def test_a_restart_keeps_documents_files_and_never_reuses_ids(tmp_path: Pa
 
 async def test_a_killed_server_keeps_every_write_it_answered(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {"LOCAL_BACKEND_DATA_DIR": str(data)}
-    with backend_with(env) as first:
+    with backend_with({}, data_dir=data) as first:
         async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
             for n in range(5):
                 value(await call(client, "mutation", "fixture:insertBlob", {"size": n}))
@@ -492,17 +491,17 @@ async def test_a_killed_server_keeps_every_write_it_answered(tmp_path: Path) -> 
     with (data / "journal.log").open("a") as journal:
         journal.write('0123456789abcdef {"n":1,"c":0,"w":[["half')  # a torn last append
 
-    with backend_with(env) as second:
+    with backend_with({}, data_dir=data) as second:
         async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
             assert await _snapshot(client) == before
         assert "dropped an unterminated last line" in second.log()
 
 
 def test_two_servers_never_share_a_data_directory(tmp_path: Path) -> None:
-    env = {"LOCAL_BACKEND_DATA_DIR": str(tmp_path / "data")}
+    data = tmp_path / "data"
     with (
-        backend_with(env),
+        backend_with({}, data_dir=data),
         pytest.raises(BackendStartError, match="is in use by another local backend"),
-        backend_with(env, timeout=30),
+        backend_with({}, data_dir=data, timeout=30),
     ):
         pass

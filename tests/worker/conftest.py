@@ -32,7 +32,13 @@ from worker.local.processes import ManagedProcess, start_temporal_dev_server, st
 ROOT = Path(__file__).resolve().parents[2]
 JANGAR = Path(sys.executable).parent / "jangar"
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
-STANDIN_COMMAND = shlex.join([sys.executable, str(STANDIN), "exec", "--json"])
+STANDIN_COMMAND = shlex.join([os.path.realpath(sys.executable), str(STANDIN), "exec", "--json"])
+# What a worker in these tests needs on top of its defaults: local bare repositories as remotes,
+# and the stand-in agent's interpreter and script visible (read-only) inside the sandbox.
+JOB_ENV = {
+    "JANGAR_ALLOW_LOCAL_REPOS": "true",
+    "JANGAR_SANDBOX_READ_ONLY": f"{Path(sys.base_prefix).resolve()}:{STANDIN.parent}",
+}
 
 _OWN_PREFIXES = (
     "CONVEX_",
@@ -52,8 +58,10 @@ _OWN_PREFIXES = (
 
 
 def clean_env(**settings: str | float | Path) -> dict[str, str]:
-    """This process's environment without any Jangar setting, plus ``settings``."""
+    """This process's environment without any Jangar setting, plus ``JOB_ENV`` and
+    ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+    env.update(JOB_ENV)
     env.update({k: str(v) for k, v in settings.items()})
     return env
 
@@ -149,6 +157,23 @@ def start_jangar(*args: str, env: dict[str, str], logs: Path) -> Background:
             start_new_session=True,
         )
     return Background(proc, out_path, err_path)
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Live processes whose environment has ``name=value`` (as root: any process's, the
+    sandboxed ones included, whatever their pid inside their namespace)."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0") and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 def pid_alive(pid: int) -> bool:

@@ -47,6 +47,6 @@ def test_job_config_carries_the_job_settings_of_the_worker(tmp_path: Path) -> No
     assert config.codex_command == ("codex", "exec", "--json")
     assert (config.agent_timeout_seconds, config.check_timeout_seconds) == (12, 34)
     assert config.git_timeout_seconds == 56
-    assert config.worker_task_queue == "q@w-1"
+    assert config.worker_id == "w-1"
     assert config.github_token is not None and config.github_token.get_secret_value() == "ghp_x"
     assert "ghp_x" not in repr(config)

@@ -18,7 +18,8 @@ _VARS = (
     "JANGAR_CHECK_COMMANDS",
     "JANGAR_DATA_DIR",
     "JANGAR_GIT_AUTHOR_NAME",
-    "JANGAR_ARTIFACT_BASE_URL",
+    "JANGAR_SANDBOX",
+    "JANGAR_SANDBOX_READ_ONLY",
     "TEMPORAL_API_KEY",
     "GITHUB_TOKEN",
     "GH_TOKEN",
@@ -108,7 +109,22 @@ def test_an_empty_secret_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_rejected_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JANGAR_ARTIFACT_BASE_URL", "ftp://user:hunter2@host/x")
+    monkeypatch.setenv("CONVEX_URL", "ftp://user:hunter2@host/x")
     with pytest.raises(SettingsError) as bad:
         load_settings()
-    assert "JANGAR_ARTIFACT_BASE_URL" in str(bad.value) and "hunter2" not in str(bad.value)
+    assert "CONVEX_URL" in str(bad.value) and "hunter2" not in str(bad.value)
+
+
+def test_sandbox_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().sandbox == "bwrap"  # the safe default; off must be explicit
+    monkeypatch.setenv("JANGAR_SANDBOX", "nsjail")
+    with pytest.raises(SettingsError, match="JANGAR_SANDBOX"):
+        load_settings()
+    monkeypatch.setenv("JANGAR_SANDBOX", "off")
+    monkeypatch.setenv("JANGAR_SANDBOX_READ_ONLY", "/opt/tool:/usr/local/x")
+    settings = load_settings()
+    assert settings.sandbox == "off"
+    assert [str(p) for p in settings.sandbox_read_only] == ["/opt/tool", "/usr/local/x"]
+    monkeypatch.setenv("JANGAR_SANDBOX_READ_ONLY", "relative/path")
+    with pytest.raises(SettingsError, match="JANGAR_SANDBOX_READ_ONLY"):
+        load_settings()

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 
 from activities.convex_client import ConvexClient
 from worker.runtime.registry import workflows
-from workflows.models import CodexJobInput
+from workflows.models import CodexJobInput, records_task_queue
 from workflows.policies import HEARTBEAT_THROTTLE
 
 MakeWorkOrder = Callable[..., Awaitable[CodexJobInput]]
@@ -23,10 +23,11 @@ MakeWorkOrder = Callable[..., Awaitable[CodexJobInput]]
 def make_work_order(convex_client: ConvexClient) -> MakeWorkOrder:
     """Session -> user message -> work order, as the chat side creates them."""
 
-    async def make(repo: str = "https://github.example/acme/app.git", **job: Any) -> CodexJobInput:
+    async def make(
+        repo: str = "https://github.example/acme/app.git", prompt: str = "Add a NOTES.md"
+    ) -> CodexJobInput:
         user = f"user-{uuid.uuid4().hex[:8]}"
         session = await convex_client.mutation("sessions:create", {"userId": user, "title": "t"})
-        prompt = job.pop("prompt", "Add a NOTES.md")
         message = await convex_client.mutation(
             "threads:append", {"sessionId": session, "role": "user", "content": prompt}
         )
@@ -34,22 +35,28 @@ def make_work_order(convex_client: ConvexClient) -> MakeWorkOrder:
             "workOrders:createFromMessage",
             {"sessionId": session, "triggerMessageId": message, "summary": "notes", "repo": repo},
         )
-        return CodexJobInput(work_order_id=order, repo=repo, prompt=prompt, **job)
+        return CodexJobInput(work_order_id=order)
 
     return make
 
 
 @asynccontextmanager
 async def running_worker(
-    env: WorkflowEnvironment, activities: list[Callable[..., Any]]
+    env: WorkflowEnvironment,
+    jobs: list[Callable[..., Any]],
+    records: list[Callable[..., Any]],
 ) -> AsyncIterator[str]:
-    """A worker for the job workflow on a fresh task queue; yields the queue's name."""
+    """Workers for the job workflow on a fresh task queue (the workflow and ``jobs``) and on
+    its records' queue (``records``); yields the job's queue's name."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=workflows(),
-        activities=activities,
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    async with (
+        Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=workflows(),
+            activities=jobs,
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        ),
+        Worker(env.client, task_queue=records_task_queue(task_queue), activities=records),
     ):
         yield task_queue

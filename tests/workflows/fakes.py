@@ -16,6 +16,8 @@ from activities.persistence import PersistenceActivities
 from activities.persistence_models import (
     ArtifactAdd,
     EventAppend,
+    EventBatch,
+    RejectWorkOrder,
     RunStart,
     RunStatusResult,
     RunStatusUpdate,
@@ -68,6 +70,16 @@ class FlakyPersistence:
     async def append_event(self, event: EventAppend) -> str:
         return str(await self._flaky("append_event", lambda: self.real.append_event(event)))
 
+    @activity.defn(name="append_events")
+    async def append_events(self, batch: EventBatch) -> int:
+        return int(await self._flaky("append_events", lambda: self.real.append_events(batch)))
+
+    @activity.defn(name="reject_work_order")
+    async def reject_work_order(self, reject: RejectWorkOrder) -> bool:
+        return bool(
+            await self._flaky("reject_work_order", lambda: self.real.reject_work_order(reject))
+        )
+
     @activity.defn(name="update_run_status")
     async def update_run_status(self, update: RunStatusUpdate) -> RunStatusResult:
         result: RunStatusResult = await self._flaky(
@@ -81,5 +93,7 @@ class FlakyPersistence:
             self.upsert_step,
             self.add_artifact,
             self.append_event,
+            self.append_events,
+            self.reject_work_order,
             self.update_run_status,
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.models import JobSpec
     from workflows.codex_job import CodexJobWorkflow
     from workflows.models import CodexJobInput, CodexJobResult
 
@@ -19,6 +20,6 @@ class ReorderedCodexJobWorkflow(CodexJobWorkflow):
     async def run(self, job: CodexJobInput) -> CodexJobResult:
         return await super().run(job)
 
-    async def _job(self, job: CodexJobInput, branch: str, result: CodexJobResult) -> CodexJobResult:
+    async def _job(self, job: JobSpec, result: CodexJobResult) -> CodexJobResult:
         self._event("comment", {"message": "an extra record before the workspace"})
-        return await super()._job(job, branch, result)
+        return await super()._job(job, result)

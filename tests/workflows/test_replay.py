@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.workflows.replay_variants import ReorderedCodexJobWorkflow
 from worker.cli.replay import replay_histories
+from worker.runtime.temporal_client import DATA_CONVERTER
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -39,8 +39,6 @@ async def test_history_replays_against_the_current_workflow(path: Path) -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_reordered_workflow_fails_replay(path: Path) -> None:
-    replayer = Replayer(
-        workflows=[ReorderedCodexJobWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[ReorderedCodexJobWorkflow], data_converter=DATA_CONVERTER)
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(load(path))

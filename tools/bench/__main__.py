@@ -18,12 +18,14 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from activities.storage import FileStore
 from tools.bench import __doc__ as BENCH_DOC
 from tools.bench.client import bench_convex_client
 from tools.bench.measure import Memory, descendants, proc_status_kib, row, section
 from tools.bench.persistence import bench_persistence
 from tools.bench.real_jobs import bench_real_jobs
 from tools.bench.stack import FULL, QUICK, ROOT, BenchError, Sizes, Stack
+from tools.convex_proxy import FlakyProxy
 from tools.standins.activities import NoConvexPersistence, Scenario, StandinJobActivities
 from worker.factories import convex_client
 from worker.local.local_convex import DEV_ADMIN_KEY, RunningBackend, start_local_backend
@@ -75,7 +77,9 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
     try:
         temporal = start_temporal_dev_server(base / "temporal")
         backend = start_local_backend(admin_key=DEV_ADMIN_KEY)
-        stack = Stack(temporal, backend, base)
+        proxy = FlakyProxy("127.0.0.1", backend.port)
+        await proxy.start()
+        stack = Stack(temporal, backend, base, proxy)
         print(
             f"stack: Temporal {temporal.address} (pid {temporal.pid}), "
             f"Convex {backend.url} (pid {backend.pid}); up in {time.monotonic() - started:.1f} s"
@@ -89,6 +93,7 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
                 "check_commands": [],
                 "health_port": 0,
                 "metrics_port": 0,
+                "allow_local_repos": True,
             }
         )
         async with convex_client(settings) as convex:
@@ -108,6 +113,7 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
         if stack is not None:
             for proc in stack.workers:
                 stop_process(proc, 15)
+            await stack.proxy.stop()
         if backend is not None:
             backend.stop()
         if temporal is not None:
@@ -132,7 +138,11 @@ def worker_child(kind: str) -> int:
     asyncio.run(
         run_worker(
             load_settings(),
-            job_activities=StandinJobActivities(Scenario()),
+            job_activities=lambda convex: (
+                StandinJobActivities(Scenario(checks=("true",)), files=FileStore(convex))
+                if kind == "standin-jobs"
+                else StandinJobActivities(Scenario(checks=("true",)))
+            ),
             persistence_activities=(lambda _: NoConvexPersistence())
             if kind == "no-convex"
             else None,

@@ -72,6 +72,15 @@ class Tally:
         return len(self.latencies) / self.wall if self.wall > 0 else float("nan")
 
 
+BEFORE = {
+    "before: persistence activities (Convex writes) per job": 29,
+    "before: activities per job, all": 34,
+}
+"""The same stand-in job (one check, two progress events, log and diff) before the state
+changes moved into the transitions' own mutations and progress into batches: each Convex write
+was its own activity and its own call."""
+
+
 def start_lane(stack: Stack, settings: Settings, kind: str, label: str) -> Lane:
     queue = f"bench-{kind}"
     env = child_env(stack, queue=queue, data_dir=stack.base / f"data-{kind}", extra={})
@@ -174,9 +183,11 @@ async def bench_persistence(
         for lane in lanes
     }
     for lane in lanes:
+        calls_before = stack.proxy.requests
         warm = await guarded(
             lane.proc, lane.log, run_job(client, convex, lane.settings, orders[lane.kind][0]), 120
         )
+        calls = stack.proxy.requests - calls_before
         row(f"first job on a fresh worker (warm-up), {lane.label}", ms(warm.seconds), "ms")
         if lane is real:
             mem.add(
@@ -184,12 +195,15 @@ async def bench_persistence(
                 proc_status_kib(lane.proc.pid, "VmRSS"),
             )
             stats = await history_stats(client, warm.workflow_id)
+            row("Convex calls per job (HTTP requests: writes, reads, uploads)", calls, "calls")
             row(
                 "persistence activities (Convex writes) per job",
                 stats.persistence_writes,
                 "records",
             )
             row("activities per job, all", stats.activities, "activities")
+            for label, value in BEFORE.items():
+                row(label, value, "", "measured at 0387e4c, before issue 10")
 
     # Concurrency 1: the lanes alternate job by job; concurrency N: block by block.
     seq = {lane.kind: Tally() for lane in lanes}

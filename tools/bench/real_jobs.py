@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import statistics
 import sys
@@ -25,6 +26,8 @@ from tools.bench.stack import (
 from worker.local.processes import stop_process
 from worker.settings import Settings
 
+PYTHON = os.path.realpath(sys.executable)  # the interpreter, not the venv's link
+
 
 async def bench_real_jobs(
     stack: Stack,
@@ -35,7 +38,7 @@ async def bench_real_jobs(
     mem: Memory,
 ) -> None:
     queue = "bench-real"
-    agent = [sys.executable, str(STANDIN_AGENT), "exec", "--json", "--sandbox", "workspace-write"]
+    agent = [PYTHON, str(STANDIN_AGENT), "exec", "--json"]
     env = child_env(
         stack,
         queue=queue,
@@ -59,8 +62,14 @@ async def bench_real_jobs(
     warm = await guarded(proc, log, run_job(client, convex, job_settings, orders[0]), 180)
     row("first job (worker just started, warm-up)", warm.seconds, "s")
     outcomes = []
+    calls_before = stack.proxy.requests
     for order in orders[1:]:
         outcomes.append(await guarded(proc, log, run_job(client, convex, job_settings, order), 180))
+    row(
+        "Convex calls per job (HTTP requests: writes, live events, uploads)",
+        (stack.proxy.requests - calls_before) / max(len(outcomes), 1),
+        "calls",
+    )
     times = [o.seconds for o in outcomes]
     row(f"wall time per job, median of {len(times)}", statistics.median(times), "s")
     row("wall time per job, min", min(times), "s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.convex_client import ConvexClient
 from tools.bench.measure import row
+from tools.convex_proxy import FlakyProxy
 from worker.cli.submit import SubmitRequest, create_work_order
 from worker.local.local_convex import DEV_ADMIN_KEY, RunningBackend
 from worker.local.processes import ManagedProcess
@@ -88,6 +90,7 @@ class Stack:
     temporal: ManagedProcess
     backend: RunningBackend
     base: Path
+    proxy: FlakyProxy  # the workers reach Convex through it: it counts their calls
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
@@ -102,7 +105,9 @@ def child_env(stack: Stack, *, queue: str, data_dir: Path, extra: dict[str, str]
         {
             "TEMPORAL_ADDRESS": stack.temporal.address,
             "TEMPORAL_TASK_QUEUE": queue,
-            "CONVEX_URL": stack.backend.url,
+            "CONVEX_URL": stack.proxy.url,
+            "JANGAR_ALLOW_LOCAL_REPOS": "true",  # the sample repository is a local bare one
+            "JANGAR_SANDBOX_READ_ONLY": f"{Path(sys.base_prefix).resolve()}:{STANDIN_AGENT.parent}",
             "CONVEX_ADMIN_KEY": DEV_ADMIN_KEY,
             "JANGAR_DATA_DIR": str(data_dir),
             "HEALTH_HOST": "127.0.0.1",

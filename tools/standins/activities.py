@@ -2,45 +2,58 @@
 
 ``StandinJobActivities`` registers under the real job activities' names and returns what they
 would, driven by a ``Scenario`` (the agent fails, a check fails, the agent changes nothing, the
-agent hangs until cancelled), without git, an agent or GitHub. ``NoConvexPersistence`` registers
-under the persistence activities' names and writes nothing: the benchmark's no-Convex baseline.
-Production never registers either (worker.factories builds the real ones).
+agent hangs until cancelled, the order is invalid), without git, an agent or GitHub. Given a
+``FileStore`` it puts a small log and diff in Convex storage, as the real agent step does.
+``NoConvexPersistence`` registers under the persistence activities' names and writes nothing:
+the benchmark's no-Convex baseline. Production never registers either (worker.factories builds
+the real ones).
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.job_loader import INVALID_WORK_ORDER
 from activities.models import (
     AgentProgress,
     AgentResult,
-    CaptureDiffInput,
+    AgentUsage,
     CheckResult,
     CommitAndPushInput,
     CommitResult,
-    DiffResult,
+    JobSpec,
+    LoadJobInput,
     OpenPullRequestInput,
     PrepareWorkspaceInput,
     PullRequestResult,
     RunAgentInput,
     RunCheckInput,
+    StoredFile,
     Workspace,
+    WorkspaceState,
 )
 from activities.persistence_models import (
     ArtifactAdd,
     EventAppend,
+    EventBatch,
+    NewEvent,
+    RejectWorkOrder,
     RunStart,
     RunStatusResult,
     RunStatusUpdate,
     StepResult,
     StepUpdate,
 )
+from activities.storage import FileStore
+from activities.webhook import WebhookInput, WebhookResult
 
 BASE_SHA = "a" * 40
 HEAD_SHA = "b" * 40
@@ -48,22 +61,57 @@ HEAD_SHA = "b" * 40
 
 @dataclass
 class Scenario:
+    """What the stand-ins do; ``calls`` records the activities in the order they ran."""
+
+    repo: str = "https://github.example/acme/app.git"
+    prompt: str = "Add a NOTES.md"
+    checks: tuple[str, ...] = ()
     agent_exit: int = 0
     failing_check: int | None = None
     changed: bool = True
     pr_skipped: bool = False
     agent_hangs: bool = False
     prepare_error: str | None = None
+    invalid_order: str | None = None
+    webhook_url: str | None = None
     calls: list[str] = field(default_factory=list)
     agent_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     agent_started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class StandinJobActivities:
-    """STAND-IN job activities; ``calls`` lists the activity names in the order they ran."""
+    """STAND-IN job activities (see the module docstring)."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, *, files: FileStore | None = None) -> None:
         self.s = scenario
+        self.files = files
+
+    async def _store(self, text: str, content_type: str) -> StoredFile | None:
+        if self.files is None:
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "file"
+            await asyncio.to_thread(path.write_text, text)
+            return await self.files.put(path, content_type=content_type)
+
+    @activity.defn(name="load_job")
+    async def load_job(self, inp: LoadJobInput) -> JobSpec:
+        self.s.calls.append("load_job")
+        if self.s.invalid_order:
+            raise ApplicationError(
+                f"invalid work order: {self.s.invalid_order}",
+                type=INVALID_WORK_ORDER,
+                non_retryable=True,
+            )
+        return JobSpec(
+            work_order_id=inp.work_order_id,
+            repo=self.s.repo,
+            branch=f"codex/{inp.work_order_id}",
+            prompt=self.s.prompt,
+            title=self.s.prompt.splitlines()[0][:80],
+            checks=self.s.checks,
+            webhook_url=self.s.webhook_url,
+        )
 
     @activity.defn(name="prepare_workspace")
     async def prepare_workspace(self, inp: PrepareWorkspaceInput) -> Workspace:
@@ -72,14 +120,14 @@ class StandinJobActivities:
             raise ApplicationError(
                 self.s.prepare_error, type="RepositoryNotFound", non_retryable=True
             )
-        return Workspace(
-            path=f"/tmp/ws/{inp.work_order_id}",
-            branch=inp.branch or f"codex/{inp.work_order_id}",
-            base_branch=inp.base_branch or "main",
+        state = WorkspaceState(
+            work_order_id=inp.job.work_order_id,
+            repo=inp.job.repo,
+            branch=inp.job.branch,
             base_sha=BASE_SHA,
-            repo=inp.repo,
-            reused=False,
+            commit_sha=BASE_SHA,
         )
+        return Workspace(state=state, base_branch="main", repo=inp.job.repo, reused=False)
 
     @activity.defn(name="run_agent")
     async def run_agent(self, inp: RunAgentInput) -> AgentResult:
@@ -94,21 +142,35 @@ class StandinJobActivities:
                 self.s.agent_cancelled.set()
                 raise
         ok = self.s.agent_exit == 0
+        changed = ok and self.s.changed
+        checkpoint = inp.state
+        diff = None
+        if changed:
+            checkpoint = inp.state.model_copy(
+                update={"commit_sha": HEAD_SHA, "bundle_storage_id": None}
+            )
+            diff = await self._store("+ a line\n", "text/x-diff")
         return AgentResult(
             outcome="succeeded" if ok else "failed",
             succeeded=ok,
             exit_code=self.s.agent_exit,
             timed_out=False,
             failure_reason=None if ok else f"the agent exited with code {self.s.agent_exit}",
-            log_path="/tmp/agent.log",
-            log_url="file:///tmp/agent.log",
-            progress=(
-                AgentProgress(seq=0, type="thread.started", summary="thread started"),
-                AgentProgress(seq=1, type="turn.completed", summary="turn completed"),
+            log=await self._store("stand-in agent output\n", "text/plain"),
+            checkpoint=checkpoint,
+            diff=diff,
+            files_changed=1 if changed else 0,
+            insertions=1 if changed else 0,
+            events_recorded=0,
+            events_dropped=0,
+            # The stand-in writes nothing live: its progress goes through the workflow.
+            pending_events=tuple(
+                _event(inp, n, kind) for n, kind in enumerate(("thread.started", "turn.completed"))
             ),
-            progress_dropped=0,
             lines=2,
             json_events=2,
+            usage=AgentUsage(input_tokens=100, output_tokens=42),
+            agent_ms=1234,
             duration_ms=1234,
         )
 
@@ -123,40 +185,21 @@ class StandinJobActivities:
             exit_code=0 if passed else 1,
             timed_out=False,
             duration_ms=10,
-            log_path=f"/tmp/check-{inp.index}.log",
-            log_url=f"file:///tmp/check-{inp.index}.log",
+            log=await self._store(f"check {inp.index} output\n", "text/plain"),
             output_tail="" if passed else "1 test failed",
         )
 
     @activity.defn(name="commit_and_push")
     async def commit_and_push(self, inp: CommitAndPushInput) -> CommitResult:
         self.s.calls.append("commit_and_push")
-        changed = self.s.changed
+        changed = inp.state.changed
         return CommitResult(
             changed=changed,
             reason=None if changed else "the agent made no changes",
-            committed=changed,
             pushed=changed,
-            branch=inp.branch,
-            base_sha=inp.base_sha,
-            commit_sha=HEAD_SHA if changed else None,
-            diff_path="/tmp/diff.patch" if changed else None,
-            diff_url="file:///tmp/diff.patch" if changed else None,
-            files_changed=1 if changed else 0,
-            insertions=3 if changed else 0,
-            deletions=0,
-        )
-
-    @activity.defn(name="capture_diff")
-    async def capture_diff(self, inp: CaptureDiffInput) -> DiffResult:
-        self.s.calls.append("capture_diff")
-        return DiffResult(
-            changed=True,
-            diff_path="/tmp/diff.patch",
-            diff_url="file:///tmp/failed-diff.patch",
-            files_changed=1,
-            insertions=1,
-            deletions=0,
+            branch=inp.state.branch,
+            base_sha=inp.state.base_sha,
+            commit_sha=inp.state.commit_sha if changed else None,
         )
 
     @activity.defn(name="open_pull_request")
@@ -172,19 +215,34 @@ class StandinJobActivities:
             repository="acme/app",
         )
 
+    @activity.defn(name="notify")
+    async def notify(self, inp: WebhookInput) -> WebhookResult:
+        self.s.calls.append("notify")
+        return WebhookResult(delivered=True, status=204)
+
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.load_job,
             self.prepare_workspace,
             self.run_agent,
             self.run_check,
             self.commit_and_push,
-            self.capture_diff,
             self.open_pull_request,
+            self.notify,
         ]
 
 
+def _event(inp: RunAgentInput, seq: int, kind: str) -> NewEvent:
+    progress = AgentProgress(seq=seq, type=kind, summary=kind)
+    return NewEvent(
+        type="system",
+        data={"agent": progress.model_dump(mode="json"), "attempt": 1},
+        idempotency_key=f"standin/{inp.run_id}/agent/{seq}",
+    )
+
+
 class NoConvexPersistence:
-    """STAND-IN persistence activities that write nothing: the no-Convex baseline of section 2.
+    """STAND-IN persistence activities that write nothing: the no-Convex baseline of the bench.
 
     Same activity names and types as activities.persistence.PersistenceActivities, so the
     workflow schedules exactly the same activities; they answer at once without a Convex call.
@@ -206,6 +264,14 @@ class NoConvexPersistence:
     async def append_event(self, event: EventAppend) -> str:
         return f"standin-{event.idempotency_key}"
 
+    @activity.defn(name="append_events")
+    async def append_events(self, batch: EventBatch) -> int:
+        return len(batch.events)
+
+    @activity.defn(name="reject_work_order")
+    async def reject_work_order(self, reject: RejectWorkOrder) -> bool:
+        return True
+
     @activity.defn(name="update_run_status")
     async def update_run_status(self, update: RunStatusUpdate) -> RunStatusResult:
         return RunStatusResult(run_id=update.run_id, status=update.status, changed=True)
@@ -216,5 +282,7 @@ class NoConvexPersistence:
             self.upsert_step,
             self.add_artifact,
             self.append_event,
+            self.append_events,
+            self.reject_work_order,
             self.update_run_status,
         ]

@@ -11,7 +11,9 @@ deterministically from the prompt, and prints the JSON lines ``codex exec --json
 ``command_execution``, ``file_change``, ``agent_message`` items, ``turn.completed``; on failure
 ``turn.failed``). Without ``--json`` it prints plain text.
 
-The edit: append ``- <prompt>`` to ``NOTES.md`` (created if missing).
+The edit: append ``- <request>`` to ``NOTES.md`` (created if missing); the request is the prompt,
+or for a follow-up (whose prompt carries the conversation so far) its last request. The prompt
+comes as the last argument, or on stdin when that argument is ``-``, as with ``codex exec``.
 
 Behaviour switches, from the environment (``CODEX_STANDIN_*``) or, for runs started through a
 work order, from directives in the prompt such as ``[standin:exit=3]``:
@@ -24,6 +26,8 @@ CODEX_STANDIN_SLEEP=S          [standin:sleep=S]           sleep S seconds after
 CODEX_STANDIN_NO_CHANGES=1     [standin:no-changes]        edit nothing
 CODEX_STANDIN_NOISE=1          [standin:noise]             non-JSON lines on stdout and stderr
 CODEX_STANDIN_EXTRA_EVENTS=N   [standin:events=N]          N extra reasoning items
+CODEX_STANDIN_TURNS=N          [standin:turns=N]           N turns, each reporting its usage
+CODEX_STANDIN_TURN_SLEEP=S     [standin:turn-sleep=S]      sleep S seconds before each turn
 CODEX_STANDIN_IGNORE_SIGTERM=1                             ignore SIGTERM (only SIGKILL stops)
 CODEX_STANDIN_PID_FILE=path                                write own pid there
 CODEX_STANDIN_CHILD_PID_FILE=                              start a `sleep` child in the same
@@ -47,8 +51,12 @@ from pathlib import Path
 _DIRECTIVE = re.compile(r"\[standin:([a-z-]+)(?:=([^\]]*))?\]")
 
 
+_VALUED_FLAGS = {"--sandbox", "-s", "--model", "-m", "--cd", "-C", "--profile", "-p"}
+
+
 def _parse_args(argv: list[str]) -> tuple[bool, str]:
-    """(json mode, prompt) from Codex-style arguments."""
+    """(json mode, prompt) from Codex-style arguments; a prompt of ``-`` (or none) is read
+    from stdin, as ``codex exec`` does."""
     args = list(argv)
     if args and args[0] == "exec":
         args = args[1:]
@@ -57,11 +65,25 @@ def _parse_args(argv: list[str]) -> tuple[bool, str]:
         rest = args[args.index("--") + 1 :]
         prompt = " ".join(rest)
     else:
-        positional = [a for a in args if not a.startswith("-")]
+        positional: list[str] = []
+        skip = False
+        for arg in args:
+            if skip:
+                skip = False
+            elif arg in _VALUED_FLAGS:
+                skip = True
+            elif arg == "-" or not arg.startswith("-"):
+                positional.append(arg)
         prompt = positional[-1] if positional else ""
     if prompt == "-" or not prompt:
         prompt = sys.stdin.read() if not sys.stdin.isatty() else prompt
     return json_mode, prompt
+
+
+def _request(prompt: str) -> str:
+    """The request to act on: a follow-up's prompt carries the conversation before it."""
+    marker = "Now the new request:\n"
+    return prompt.rsplit(marker, 1)[-1].strip() if marker in prompt else prompt.strip()
 
 
 def _switches(prompt: str) -> dict[str, str]:
@@ -72,6 +94,8 @@ def _switches(prompt: str) -> dict[str, str]:
         "no-changes": "CODEX_STANDIN_NO_CHANGES",
         "noise": "CODEX_STANDIN_NOISE",
         "events": "CODEX_STANDIN_EXTRA_EVENTS",
+        "turns": "CODEX_STANDIN_TURNS",
+        "turn-sleep": "CODEX_STANDIN_TURN_SLEEP",
     }
     for name, env in env_names.items():
         if os.environ.get(env):
@@ -101,6 +125,7 @@ class _Out:
 def main(argv: list[str]) -> int:
     json_mode, prompt = _parse_args(argv)
     switches = _switches(prompt)
+    prompt = _request(prompt)
     if os.environ.get("CODEX_STANDIN_IGNORE_SIGTERM"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.environ.get("CODEX_STANDIN_PID_FILE"):
@@ -170,6 +195,10 @@ def main(argv: list[str]) -> int:
     out.item("completed", {"id": out.next_id(), "type": "agent_message", "text": message}, message)
     usage = {"input_tokens": 100 + len(prompt), "cached_input_tokens": 0, "output_tokens": 42}
     out.event({"type": "turn.completed", "usage": usage}, "[stand-in] turn completed")
+    for turn in range(1, int(switches.get("turns", "1") or 1)):
+        time.sleep(float(switches.get("turn-sleep", "0") or 0))
+        out.event({"type": "turn.started"}, f"[stand-in] turn {turn + 1} started")
+        out.event({"type": "turn.completed", "usage": usage}, "[stand-in] turn completed")
     return 0
 
 

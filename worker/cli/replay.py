@@ -10,15 +10,15 @@ import json
 from collections.abc import Iterable
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker.runtime.registry import workflows
+from worker.runtime.temporal_client import DATA_CONVERTER
 from worker.settings import Settings
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=workflows(), data_converter=pydantic_data_converter)
+    return Replayer(workflows=workflows(), data_converter=DATA_CONVERTER)
 
 
 async def replay_histories(histories: Iterable[WorkflowHistory]) -> dict[str, str | None]:

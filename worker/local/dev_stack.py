@@ -1,7 +1,8 @@
 """``jangar dev``: the embedded local stack in the foreground.
 
-Starts the Temporal dev server (SQLite under the data directory, so a restart keeps workflows),
-the local Convex backend (in memory: a restart starts Convex empty), and the worker with its
+Starts the Temporal dev server (SQLite under the data directory) and the local Convex backend
+(its journal and files under the data directory), so a restart keeps every workflow, session,
+order, run and stored file, and ids are never handed out twice; then the worker with its
 dispatcher in this process. Ctrl-C or SIGTERM stops the worker gracefully, then the two servers
 by PID. A signal that arrives while the servers are still starting stops them too.
 
@@ -44,7 +45,10 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
         if stop.is_set():
             return 0
         convex = await asyncio.to_thread(
-            start_local_backend, port=args.convex_port, admin_key=admin_key
+            start_local_backend,
+            port=args.convex_port,
+            admin_key=admin_key,
+            data_dir=data_dir / "convex",
         )
         if stop.is_set():
             return 0
@@ -57,6 +61,8 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
             "convex_admin_key": SecretStr(admin_key),
             "data_dir": data_dir,
             "log_format": "console",
+            # A laptop stack works on local repositories (the sample of `make run`, a checkout).
+            "allow_local_repos": True,
         }
         if "health_host" not in settings.model_fields_set:
             update["health_host"] = "127.0.0.1"  # a laptop stack is not served to the network
@@ -72,7 +78,7 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
             f"CONVEX_ADMIN_KEY={admin_key}\n"
             f"TEMPORAL_TASK_QUEUE={stack.temporal_task_queue}\n"
             f"# Temporal dev server pid {temporal.pid}, SQLite under {data_dir / 'temporal'}\n"
-            f"# local Convex backend pid {convex.pid}, in memory (a restart starts it empty)\n"
+            f"# local Convex backend pid {convex.pid}, data under {data_dir / 'convex'}\n"
             f"# workspaces, logs and diffs under {data_dir}"
         )
 

@@ -73,22 +73,27 @@ def start_local_backend(
     admin_key: str | None,
     port: int = 0,
     functions_dir: Path | None = None,
+    data_dir: Path | None = None,
     timeout: float = 60.0,
 ) -> RunningBackend:
     """Start the server with ``PORT=port`` and read its one start line.
 
     ``admin_key=None`` leaves CONVEX_ADMIN_KEY unset, so the server uses its development key.
     ``functions_dir`` serves another functions directory than convex/ (the server's own tests).
+    ``data_dir`` keeps its documents and files there across restarts (None: in memory).
     """
     if not TSX.exists():
         raise BackendStartError(f"{TSX} is missing: run `npm ci` (make test does)")
-    unset = ("CONVEX_ADMIN_KEY", "PORT", "LOCAL_BACKEND_FUNCTIONS_DIR")
+    unset = ("CONVEX_ADMIN_KEY", "PORT", "LOCAL_BACKEND_FUNCTIONS_DIR", "LOCAL_BACKEND_DATA_DIR")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PORT"] = str(port)
     if functions_dir is not None:
         env["LOCAL_BACKEND_FUNCTIONS_DIR"] = str(functions_dir)
     if admin_key is not None:
         env["CONVEX_ADMIN_KEY"] = admin_key
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env["LOCAL_BACKEND_DATA_DIR"] = str(data_dir)
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
         prefix="convex-local-backend-", suffix=".log", delete=False
     )

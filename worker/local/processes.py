@@ -98,7 +98,23 @@ def temporal_binary() -> Path:
 def start_temporal_dev_server(
     data_dir: Path, *, port: int = 0, host: str = "127.0.0.1", timeout: float = 30.0
 ) -> ManagedProcess:
-    """A real Temporal server with SQLite persistence under ``data_dir`` (kept across restarts)."""
+    """A real Temporal server with SQLite persistence under ``data_dir`` (kept across restarts).
+
+    Ports picked here (``port=0`` and the HTTP and metrics ports) were free a moment before
+    the server binds them; another process may take one in between, so a server that exits
+    before it listens is started again on new ports (three tries).
+    """
+    tries = 3
+    for attempt in range(1, tries + 1):
+        try:
+            return _start_temporal_once(data_dir, port=port, host=host, timeout=timeout)
+        except StackError:
+            if port != 0 or attempt == tries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_temporal_once(data_dir: Path, *, port: int, host: str, timeout: float) -> ManagedProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     log_path = data_dir / "temporal.log"

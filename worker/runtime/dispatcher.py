@@ -18,27 +18,23 @@ import contextlib
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.contract import MAX_JOB_TITLE_LENGTH
 from activities.convex_client import ConvexClient, ConvexClientError
+from activities.job_loader import job_spec, validation_text
+from worker import factories
 from worker.logging import get_logger
 from worker.settings import Settings
 from workflows.codex_job import CodexJobWorkflow
-from workflows.models import CodexJobInput, JobLimits
+from workflows.models import CodexJobInput
 
 log = get_logger(__name__)
 
 BATCH = 20
 MAX_IDLE_SECONDS = 10.0
-
-
-MEMO_ORDER = "workOrderId"
-MEMO_CREATED = "workOrderCreatedAt"
-"""Memo keys on each job workflow: which order (by id and creation time) it was started for."""
 
 
 class InvalidWorkOrder(ValueError):
@@ -50,32 +46,16 @@ def workflow_id_for(work_order_id: str) -> str:
     return f"work-order-{work_order_id}"
 
 
-def job_input(order: dict[str, Any], settings: Settings) -> CodexJobInput:
-    """Resolve a queued work order into the workflow's input (checks default to the worker's)."""
-    return CodexJobInput(
-        work_order_id=order["_id"],
-        session_id=order.get("sessionId"),
-        repo=order["repo"],
-        base_branch=order.get("baseBranch"),
-        branch_hint=order.get("branchHint") or None,
-        prompt=order["prompt"],
-        title=_title(order.get("summary")),
-        checks=list(order.get("checks") or settings.check_commands),
-        limits=JobLimits(
-            agent_timeout_seconds=settings.agent_timeout_seconds,
-            check_timeout_seconds=settings.check_timeout_seconds,
-            git_timeout_seconds=settings.git_timeout_seconds,
-        ),
-    )
-
-
-def _title(summary: str | None) -> str:
-    """The job's title (the PR title): the summary's first line, cut to the job title limit
-    (a longer summary, which Convex allows, is cut rather than rejected)."""
-    first = (summary or "").strip().splitlines()[0] if (summary or "").strip() else ""
-    if len(first) > MAX_JOB_TITLE_LENGTH:
-        first = first[: MAX_JOB_TITLE_LENGTH - 3].rstrip() + "..."
-    return first or "Codex job"
+def check_order(order: dict[str, Any], settings: Settings) -> None:
+    """Every rule the job's input enforces, checked before the job starts (the job checks them
+    again when it loads the order); ``InvalidWorkOrder`` names what is wrong."""
+    found = {"order": order, "prompt": order.get("prompt", ""), "repository": None}
+    try:
+        job_spec(found, factories.job_config(settings))
+    except ValidationError as exc:
+        raise InvalidWorkOrder(f"invalid work order: {validation_text(exc)}") from exc
+    except ValueError as exc:
+        raise InvalidWorkOrder(f"invalid work order: {exc}") from exc
 
 
 async def start_job(
@@ -84,75 +64,32 @@ async def start_job(
     """Start (or find) the order's workflow and link the order to it; True when newly started.
 
     Raises ``InvalidWorkOrder`` when the order can never start (nothing was started or linked).
+    The workflow's input is the order's id alone: the worker that runs the job reads the rest,
+    so its limits are that worker's, never the dispatcher's or the submitter's.
     """
     workflow_id = workflow_id_for(order["_id"])
+    check_order(order, settings)
     try:
-        job = job_input(order, settings)
-    except ValidationError as exc:
-        raise InvalidWorkOrder(_validation_text(exc)) from exc
-    memo = {MEMO_ORDER: order["_id"], MEMO_CREATED: order.get("createdAt")}
-
-    async def start(reuse: WorkflowIDReusePolicy) -> bool:
-        try:
-            await client.start_workflow(
-                CodexJobWorkflow.run,
-                job,
-                id=workflow_id,
-                task_queue=settings.temporal_task_queue,
-                id_reuse_policy=reuse,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                memo=memo,
-            )
-        except WorkflowAlreadyStartedError:
-            return False
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.INVALID_ARGUMENT:
-                raise InvalidWorkOrder(f"Temporal refused the job: {exc.message}") from exc
-            raise
-        return True
-
-    started = await start(WorkflowIDReusePolicy.REJECT_DUPLICATE)
-    if not started and await _left_by_another_order(client, workflow_id, order):
-        # The id's closed workflow belongs to an earlier order with the same id: a local
-        # Convex backend that restarted empty (`jangar dev`) hands out ids again while the
-        # Temporal dev server kept its workflows. This order still needs its own run.
-        log.warning(
-            "workflow id was used by an earlier work order; starting a new run",
-            work_order_id=order["_id"],
-            workflow_id=workflow_id,
+        await client.start_workflow(
+            CodexJobWorkflow.run,
+            CodexJobInput(work_order_id=order["_id"]),
+            id=workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
-        started = await start(WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        started = True
+    except WorkflowAlreadyStartedError:
+        started = False
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise InvalidWorkOrder(f"Temporal refused the job: {exc.message}") from exc
+        raise
     await convex.mutation(
         "workOrders:markDispatched",
         {"workflowRequestId": order["_id"], "temporalWorkflowId": workflow_id},
     )
     return workflow_id, started
-
-
-async def _left_by_another_order(client: Client, workflow_id: str, order: dict[str, Any]) -> bool:
-    """True when the existing, closed workflow ``workflow_id`` was started for another order.
-
-    The memo records the order's creation time; a workflow without it (or for this very order)
-    is this order's. A running workflow of another order is an error to retry later: its id
-    cannot be taken while it runs.
-    """
-    description = await client.get_workflow_handle(workflow_id).describe()
-    memo = await description.memo()
-    if MEMO_CREATED not in memo or memo[MEMO_CREATED] == order.get("createdAt"):
-        return False
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        raise RuntimeError(
-            f"workflow {workflow_id} still runs for an earlier work order with the same id; "
-            "this order starts once it ends"
-        )
-    return True
-
-
-def _validation_text(exc: ValidationError) -> str:
-    """Pydantic's errors in one line, without echoing the (possibly huge) input values."""
-    return "invalid work order: " + "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()
-    )
 
 
 async def reject(convex: ConvexClient, work_order_id: str, reason: str) -> None:

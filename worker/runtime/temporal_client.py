@@ -8,14 +8,25 @@ pydantic payloads and the same security settings. The connection settings are th
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from worker.settings import Settings, SettingsError
@@ -88,14 +99,65 @@ async def check_namespace(client: Client) -> None:
         ) from None
 
 
-def metrics_runtime(settings: Settings) -> Runtime | None:
-    """A Temporal runtime exporting Prometheus metrics on METRICS_PORT (0 turns them off)."""
-    if settings.metrics_port == 0:
-        return None
-    address = f"{settings.health_host}:{settings.metrics_port}"
+class BoundedFailureConverter(DefaultFailureConverter):
+    """Failures as Temporal records them: the classified error (type and message, bounded),
+    with at most the end of a traceback and a short chain of causes.
+
+    An activity retried for hours against an unreachable Convex records a failure per attempt;
+    a full Python traceback with its chain of causes (7-8 KB each) made Temporal answer
+    "Failure exceeds size limit" instead of showing the error. What an operator needs is the
+    type and the message, which activities classify (``ApplicationError.type``).
+    """
+
+    MAX_MESSAGE = 2000
+    MAX_STACK = 1500
+    MAX_CAUSES = 2
+
+    def to_failure(
+        self,
+        exception: BaseException,
+        payload_converter: PayloadConverter,
+        failure: Failure,
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        current: Failure | None = failure
+        depth = 0
+        while current is not None:
+            if len(current.message) > self.MAX_MESSAGE:
+                current.message = current.message[: self.MAX_MESSAGE - 3] + "..."
+            if len(current.stack_trace) > self.MAX_STACK:
+                current.stack_trace = "..." + current.stack_trace[-self.MAX_STACK :]
+            if not current.HasField("cause"):
+                break
+            if depth >= self.MAX_CAUSES:
+                current.ClearField("cause")
+                break
+            current = current.cause
+            depth += 1
+
+
+DATA_CONVERTER = dataclasses.replace(
+    pydantic_data_converter, failure_converter_class=BoundedFailureConverter
+)
+"""Pydantic payloads and bounded failures: what every client and worker of Jangar uses."""
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """The Temporal runtime of a worker process: the SDK core's own logs forwarded to Python
+    logging (so they come out through the one structlog setup, JSON when LOG_FORMAT=json,
+    instead of coloured text on stderr), and Prometheus metrics on METRICS_PORT (0: off)."""
+    core_logger = logging.getLogger("temporalio.core")
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=core_logger),
+    )
+    metrics: PrometheusConfig | None = None
+    if settings.metrics_port != 0:
+        metrics = PrometheusConfig(bind_address=f"{settings.health_host}:{settings.metrics_port}")
     try:
-        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+        return Runtime(telemetry=TelemetryConfig(logging=logging_config, metrics=metrics))
     except ValueError as exc:  # the port is taken, or HEALTH_HOST is not an address
+        address = f"{settings.health_host}:{settings.metrics_port}"
         raise SettingsError(
             f"METRICS_PORT: cannot serve metrics on {address} (HEALTH_HOST:METRICS_PORT): {exc}"
         ) from None
@@ -113,7 +175,7 @@ async def connect_temporal(
     try:
         return await Client.connect(
             **config,
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             runtime=runtime,
             identity=identity or settings.worker_id,
         )

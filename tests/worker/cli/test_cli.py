@@ -233,13 +233,14 @@ def test_submit_human_output_shows_live_view_and_timeline(stack: Stack) -> None:
     assert re.search(r"^run \S+ on branch codex/", done.stderr, re.MULTILINE), done.stderr
     assert re.search(r"\[succeeded\] run_agent  \(\d+\.\ds\)", done.stderr), done.stderr
     assert re.search(r"^run succeeded \(", done.stderr, re.MULTILINE), done.stderr
-    # Timeline on stdout: file URLs printed once, files relative to it.
+    # Timeline on stdout: the storage URL printed once, each stored file by its id under it.
     assert "status=succeeded" in done.stdout
-    files = re.search(r"^  files: (file://\S+/)$", done.stdout, re.MULTILINE)
+    files = re.search(r"^  files: (http://127\.0\.0\.1:\d+/api/storage/)$", done.stdout, re.M)
     assert files is not None, done.stdout
-    assert re.search(r"^2  run_agent\s+activity\s+succeeded\s+\S+\s+agent\.log$", done.stdout, re.M)
-    assert "diff against the base branch: diff.patch" in done.stdout
-    assert "file://" not in done.stdout.replace(files.group(1), "")
+    stored = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert re.search(rf"^2  run_agent\s+activity\s+succeeded\s+\S+\s+{stored}$", done.stdout, re.M)
+    assert re.search(rf"diff against the base branch: {stored}$", done.stdout, re.M)
+    assert "file://" not in done.stdout
 
 
 def test_submit_with_unknown_session_names_it_and_exits_2(stack: Stack) -> None:
@@ -303,7 +304,7 @@ def test_runs_show_human_timeline(stack: Stack, failed: Submission) -> None:
     text = done.stdout
     assert f"run {failed.result['runId']}  status=failed" in text
     assert re.search(r"^  failure: check 1: false: .+", text, re.MULTILINE), text
-    row = r"^3  check 1: false\s+check\s+failed\s+\S+\s+checks/check-001\.log$"
+    row = r"^3  check 1: false\s+check\s+failed\s+\S+\s+[0-9a-f-]{36}$"
     assert re.search(row, text, re.MULTILINE), text
     assert "events:" in text
     assert text.rstrip().endswith("run -> failed")

@@ -61,6 +61,7 @@ class Story:
     submit_first: subprocess.CompletedProcess[str]
     submit_second: subprocess.CompletedProcess[str]
     kept_workflow: dict[str, Any]
+    runs_after_restart: list[dict[str, Any]]
 
 
 def _base_branch(bare: Path) -> str:
@@ -192,10 +193,24 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     try:
         result = json.loads(submit_first.stdout)
         kept = _describe(second.exports["TEMPORAL_ADDRESS"], result["workflowId"])
+        listed = jangar("runs", "list", "--json", env=clean_env(**second.exports))
+        assert listed.returncode == 0, listed.stderr
+        runs_after_restart = json.loads(listed.stdout)
         submit_second = _submit(second, repo, base)
     finally:
         _stop_dev(second)
-    yield Story(repo, base, first, second, ready, metrics, submit_first, submit_second, kept)
+    yield Story(
+        repo,
+        base,
+        first,
+        second,
+        ready,
+        metrics,
+        submit_first,
+        submit_second,
+        kept,
+        runs_after_restart,
+    )
 
 
 def test_dev_prints_addresses_and_key_and_serves_health_and_metrics(story: Story) -> None:
@@ -254,19 +269,21 @@ def test_restart_on_the_same_data_dir_keeps_temporal_workflows(story: Story) -> 
     assert story.kept_workflow["run_id"] == first["timeline"]["run"]["temporalRunId"]
 
 
-def test_after_restart_a_work_order_gets_its_own_run_even_when_convex_reuses_its_id(
+def test_after_a_restart_convex_keeps_the_earlier_run_and_hands_out_new_ids(
     story: Story,
 ) -> None:
-    """The restarted local Convex backend starts empty and hands out the same ids again."""
+    """The restarted local Convex backend replays its data directory: the first run is still
+    listed, and the new order gets an id (and a workflow) of its own."""
     first = json.loads(story.submit_first.stdout)
     done = story.submit_second
     assert done.returncode == 0, done.stderr[-3000:]
     second = json.loads(done.stdout)
     assert second["status"] == "succeeded"
-    assert second["workflowId"] == first["workflowId"]  # the id came back...
-    # ...and still the new order got a new run, not the old workflow's result.
+    assert second["workOrderId"] != first["workOrderId"]
+    assert second["workflowId"] != first["workflowId"]
+    listed = {r["_id"]: r["status"] for r in story.runs_after_restart}
+    assert listed[first["runId"]] == "succeeded"
     run = second["timeline"]["run"]
-    assert run["temporalRunId"] != first["timeline"]["run"]["temporalRunId"]
     assert git("rev-parse", run["branch"], cwd=story.repo) == run["commitSha"]
 
 

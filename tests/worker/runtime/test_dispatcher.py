@@ -7,18 +7,15 @@ all the dispatcher is responsible for. Every test terminates the workflows it ca
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.convex_client import ConvexClient
@@ -33,7 +30,8 @@ from tests.worker.conftest import (
 )
 from worker.local.local_convex import RunningBackend
 from worker.local.processes import ManagedProcess, free_port, start_temporal_dev_server
-from worker.runtime.dispatcher import BATCH, Dispatcher, DispatchStalled, job_input, workflow_id_for
+from worker.runtime.dispatcher import BATCH, Dispatcher, workflow_id_for
+from worker.runtime.temporal_client import DATA_CONVERTER
 from worker.settings import Settings, load_settings
 from workflows.codex_job import CodexJobWorkflow
 from workflows.models import CodexJobInput
@@ -48,12 +46,13 @@ def settings_for(temporal: str, convex: RunningBackend, queue: str) -> Settings:
         convex_url=convex.url,
         convex_admin_key=convex.admin_key,
         dispatcher_poll_seconds=0.05,
+        allow_local_repos=True,
     )
 
 
 @pytest.fixture
 async def temporal_client(op_temporal: ManagedProcess) -> Client:
-    return await Client.connect(op_temporal.address, data_converter=pydantic_data_converter)
+    return await Client.connect(op_temporal.address, data_converter=DATA_CONVERTER)
 
 
 @pytest.fixture
@@ -125,14 +124,10 @@ async def test_queued_orders_start_their_workflow_and_get_linked(
         assert described.status == WorkflowExecutionStatus.RUNNING
     assert not (set(orders) & await queued_ids(op_convex_client))
 
-    first, second = [await started_input(temporal_client, f"work-order-{o}") for o in orders]
-    assert (first.work_order_id, first.repo, first.prompt) == (orders[0], REPO, "Add a NOTES.md")
-    assert (first.base_branch, first.branch_hint, first.checks) == ("main", None, [])
-    assert (second.prompt, second.branch_hint, second.checks) == (
-        "Fix the typo",
-        "fix/typo",
-        ["make test"],
-    )
+    # The input is the order's id alone: the worker that runs the job reads the rest, so the
+    # job's limits are never the dispatcher's.
+    started = [await started_input(temporal_client, f"work-order-{o}") for o in orders]
+    assert started == [CodexJobInput(work_order_id=o) for o in orders]
 
 
 async def test_already_started_counts_as_success(
@@ -152,7 +147,10 @@ async def test_already_started_counts_as_success(
         if o["_id"] == order_id
     ]
     first = await temporal_client.start_workflow(
-        CodexJobWorkflow.run, job_input(order, settings), id=workflow_id, task_queue=queue
+        CodexJobWorkflow.run,
+        CodexJobInput(work_order_id=order["_id"]),
+        id=workflow_id,
+        task_queue=queue,
     )
     assert await linked_to(op_convex_client, order_id) is None
 
@@ -196,23 +194,6 @@ async def test_invalid_order_is_rejected_and_does_not_block_the_queue(
     assert not ({invalid, valid} & await queued_ids(op_convex_client))
 
 
-async def test_long_summary_is_cut_to_a_title_not_rejected(
-    op_temporal: ManagedProcess,
-    op_convex: RunningBackend,
-    op_convex_client: ConvexClient,
-    temporal_client: Client,
-    queue: str,
-) -> None:
-    order_id = await create_order(op_convex_client, REPO, summary="Make it so " * 100)
-    dispatcher = Dispatcher(
-        temporal_client, op_convex_client, settings_for(op_temporal.address, op_convex, queue)
-    )
-    await dispatcher.dispatch_once()
-    job = await started_input(temporal_client, f"work-order-{order_id}")
-    assert job.title.startswith("Make it so Make it so")
-    assert len(job.title) <= 300
-
-
 async def test_two_dispatchers_at_once_start_one_workflow_per_order_and_lose_none(
     op_temporal: ManagedProcess,
     op_convex: RunningBackend,
@@ -229,9 +210,7 @@ async def test_two_dispatchers_at_once_start_one_workflow_per_order_and_lose_non
     )
     settings = settings_for(op_temporal.address, op_convex, queue)
     # Two dispatchers as two processes would be: each with its own connections.
-    other_temporal = await Client.connect(
-        op_temporal.address, data_converter=pydantic_data_converter
-    )
+    other_temporal = await Client.connect(op_temporal.address, data_converter=DATA_CONVERTER)
     async with ConvexClient(op_convex.url, op_convex.admin_key) as other_convex:
         dispatchers = [
             Dispatcher(temporal_client, op_convex_client, settings),
@@ -274,7 +253,7 @@ async def test_dispatcher_keeps_polling_while_temporal_is_down_and_catches_up(
     """Temporal stops and comes back (same port, same SQLite file): no order is lost."""
     port = free_port()
     temporal = start_temporal_dev_server(tmp_path / "temporal", port=port)
-    client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(temporal.address, data_converter=DATA_CONVERTER)
     queue = unique_queue("outage")
     settings = settings_for(temporal.address, op_convex, queue)
     dispatcher = Dispatcher(client, op_convex_client, settings)
@@ -344,119 +323,23 @@ async def test_submit_with_temporal_unreachable_leaves_the_order_to_the_dispatch
     assert described.task_queue == queue
 
 
-async def start_for(
-    client: Client,
-    order: dict[str, Any],
-    settings: Settings,
-    queue: str,
-    *,
-    created_earlier_by: float = 0,
-) -> WorkflowHandle[Any, Any]:
-    """Start the order's workflow as the dispatcher would, its memo naming an order created
-    ``created_earlier_by`` ms before this one (0: this very order)."""
-    return await client.start_workflow(
-        CodexJobWorkflow.run,
-        job_input(order, settings),
-        id=workflow_id_for(order["_id"]),
-        task_queue=queue,
-        memo={
-            "workOrderId": order["_id"],
-            "workOrderCreatedAt": order["createdAt"] - created_earlier_by,
-        },
-    )
-
-
-async def _queued_order(convex: ConvexClient, order_id: str) -> dict[str, Any]:
-    [order] = [
-        o
-        for o in await convex.query("workOrders:listQueued", {"limit": 100})
-        if o["_id"] == order_id
-    ]
-    return dict(order)
-
-
-async def test_closed_workflow_of_an_earlier_order_with_the_same_id_gets_a_new_run(
+async def test_an_order_the_job_could_never_run_is_rejected_at_dispatch(
     op_temporal: ManagedProcess,
     op_convex: RunningBackend,
     op_convex_client: ConvexClient,
     temporal_client: Client,
     queue: str,
 ) -> None:
-    """A local Convex backend restarted empty hands out ids again; Temporal kept the old
-    workflow with that id. The new order must still get a run of its own."""
-    order_id = await create_order(op_convex_client, REPO, "the new order")
-    workflow_id = f"work-order-{order_id}"
+    """The rules the job's input enforces are checked again at dispatch: a branch hint git
+    refuses and a NUL in a check never reach Temporal."""
+    bad_branch = await create_order(op_convex_client, REPO, "x", branchHint="a..b")
+    bad_check = await create_order(op_convex_client, REPO, "x", checks=["make\x00test"])
     settings = settings_for(op_temporal.address, op_convex, queue)
-    order = await _queued_order(op_convex_client, order_id)
-    old = await start_for(
-        temporal_client,
-        {**order, "prompt": "the earlier order"},
-        settings,
-        queue,
-        created_earlier_by=60_000,
-    )
-    await old.terminate("the earlier order's run ended")
-
-    dispatcher = Dispatcher(temporal_client, op_convex_client, settings)
-    await dispatcher.dispatch_once()
-
-    assert dispatcher.started >= 1
-    assert await linked_to(op_convex_client, order_id) == workflow_id
-    described = await temporal_client.get_workflow_handle(workflow_id).describe()
-    assert described.run_id != old.result_run_id
-    assert described.status == WorkflowExecutionStatus.RUNNING
-    assert (await described.memo())["workOrderCreatedAt"] == order["createdAt"]
-    assert (await started_input(temporal_client, workflow_id)).prompt == "the new order"
-
-
-async def test_closed_workflow_of_the_same_order_is_not_started_again(
-    op_temporal: ManagedProcess,
-    op_convex: RunningBackend,
-    op_convex_client: ConvexClient,
-    temporal_client: Client,
-    queue: str,
-) -> None:
-    """The crash between start and link, with the workflow already over: no second run."""
-    order_id = await create_order(op_convex_client, REPO)
-    workflow_id = f"work-order-{order_id}"
-    settings = settings_for(op_temporal.address, op_convex, queue)
-    order = await _queued_order(op_convex_client, order_id)
-    first = await start_for(temporal_client, order, settings, queue)
-    await first.terminate("ended before the dispatcher linked the order")
-
-    dispatcher = Dispatcher(temporal_client, op_convex_client, settings)
-    await dispatcher.dispatch_once()
-
-    assert await linked_to(op_convex_client, order_id) == workflow_id
-    described = await temporal_client.get_workflow_handle(workflow_id).describe()
-    assert described.run_id == first.result_run_id
-    assert described.status == WorkflowExecutionStatus.TERMINATED
-
-
-async def test_running_workflow_of_an_earlier_order_holds_the_new_order_back(
-    op_temporal: ManagedProcess,
-    op_convex: RunningBackend,
-    op_convex_client: ConvexClient,
-    temporal_client: Client,
-    queue: str,
-) -> None:
-    order_id = await create_order(op_convex_client, REPO)
-    workflow_id = f"work-order-{order_id}"
-    settings = settings_for(op_temporal.address, op_convex, queue)
-    order = await _queued_order(op_convex_client, order_id)
-    old = await start_for(temporal_client, order, settings, queue, created_earlier_by=60_000)
-    dispatcher = Dispatcher(temporal_client, op_convex_client, settings)
-    with contextlib.suppress(DispatchStalled):  # raised when it was the only queued order
-        await dispatcher.dispatch_once()
-    # Not linked to a workflow that is not its own; still queued for a later poll.
-    assert await linked_to(op_convex_client, order_id) is None
-    assert order_id in await queued_ids(op_convex_client)
-
-    await old.terminate("the earlier order's run ended")
-    await dispatcher.dispatch_once()
-    assert await linked_to(op_convex_client, order_id) == workflow_id
-    described = await temporal_client.get_workflow_handle(workflow_id).describe()
-    assert described.run_id != old.result_run_id
+    await Dispatcher(temporal_client, op_convex_client, settings).dispatch_once()
+    for order_id, words in ((bad_branch, "a..b"), (bad_check, "NUL")):
+        order = await op_convex_client.query("workOrders:get", {"workflowRequestId": order_id})
+        assert order["status"] == "failed" and words in order["failureReason"]
+        assert order.get("temporalWorkflowId") is None
 
 
 async def test_jangar_dispatcher_process_dispatches_and_stops_on_sigterm(
@@ -497,23 +380,3 @@ async def test_jangar_dispatcher_process_dispatches_and_stops_on_sigterm(
         assert op_convex.admin_key not in process.stderr()
     finally:
         process.stop()
-
-
-def test_job_input_carries_the_worker_limits_and_default_checks() -> None:
-    """What the worker is configured with reaches the job: every limit, and the default checks
-    when the order names none (the order's own checks win)."""
-    settings = load_settings(
-        agent_timeout_seconds=120,
-        check_timeout_seconds=30,
-        git_timeout_seconds=45,
-        check_commands=["make lint"],
-    )
-    order = {"_id": "o1", "repo": "/r", "prompt": "p", "summary": "s"}
-    job = job_input(order, settings)
-    assert job.limits.model_dump() == {
-        "agent_timeout_seconds": 120,
-        "check_timeout_seconds": 30,
-        "git_timeout_seconds": 45,
-    }
-    assert job.checks == ["make lint"]
-    assert job_input({**order, "checks": ["pytest"]}, settings).checks == ["pytest"]

@@ -29,7 +29,7 @@ from tests.worker.conftest import (
     clean_env,
     create_order,
     jangar,
-    pid_alive,
+    pids_with_env,
     start_jangar,
     unique_queue,
     wait_until,
@@ -60,7 +60,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
     temporal = start_temporal_dev_server(base / "temporal")
     backend = start_local_backend(admin_key=admin_key)
     health_port, metrics_port = free_port(), free_port()
-    env_dump = base / "agent-env.json"
+    env_dump = base / "data" / "workspaces"  # the agent writes its env into its workspace
     try:
         process = start_jangar(
             "worker",
@@ -75,7 +75,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
                 JANGAR_DATA_DIR=base / "data",
                 JANGAR_CODEX_COMMAND=STANDIN_COMMAND,
                 JANGAR_AGENT_ENV_ALLOW="CODEX_STANDIN_*",
-                CODEX_STANDIN_ENV_DUMP=env_dump,
+                CODEX_STANDIN_ENV_DUMP="agent-env.json",
                 DISPATCHER_POLL_SECONDS="0.2",
                 SHUTDOWN_GRACE_SECONDS=GRACE,
             ),
@@ -185,7 +185,8 @@ def test_admin_key_never_reaches_logs_or_the_agent(
     for path in worker.data_dir.rglob("*"):
         if path.is_file() and path.suffix in (".log", ".patch", ".json"):
             assert worker.admin_key not in path.read_text(errors="replace"), path
-    agent_env = json.loads(worker.env_dump.read_text())
+    [dump] = worker.env_dump.glob(f"{finished_job.order_id}/agent-env.json")
+    agent_env = json.loads(dump.read_text())
     assert worker.admin_key not in agent_env.values()
     assert not [name for name in agent_env if name.startswith(("CONVEX_", "TEMPORAL_"))]
 
@@ -196,10 +197,12 @@ async def test_sigterm_during_a_job_stops_within_the_grace_period_with_exit_0(
     op_convex_client: ConvexClient,
     tmp_path: Path,
 ) -> None:
-    """SIGTERM while the agent runs: the worker stops polling, cancels the agent after the
-    grace period (killing it) and exits 0."""
+    """SIGTERM while the agent runs: the worker stops polling, hands the agent over at once
+    (the agent is stopped and the step fails as the retryable WorkerShutdown, for another
+    worker to take from its checkpoint) and exits 0 well within the grace period."""
     from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from worker.runtime.temporal_client import DATA_CONVERTER
 
     assert op_convex.admin_key is not None
     queue = unique_queue("sigterm")
@@ -211,7 +214,7 @@ async def test_sigterm_during_a_job_stops_within_the_grace_period_with_exit_0(
         JANGAR_DATA_DIR=tmp_path / "data",
         JANGAR_CODEX_COMMAND=STANDIN_COMMAND,
     )
-    agent_pid_file = tmp_path / "agent.pid"
+    marker = secrets.token_hex(8)  # found in the agent's environment, wherever its pid lives
     process = start_jangar(
         "worker",
         env=env
@@ -222,11 +225,11 @@ async def test_sigterm_during_a_job_stops_within_the_grace_period_with_exit_0(
             DISPATCHER_ENABLED="false",
             SHUTDOWN_GRACE_SECONDS=GRACE,
             JANGAR_AGENT_ENV_ALLOW="CODEX_STANDIN_*",
-            CODEX_STANDIN_PID_FILE=agent_pid_file,
+            CODEX_STANDIN_MARK=marker,
         ),
         logs=tmp_path / "logs",
     )
-    client = await Client.connect(op_temporal.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(op_temporal.address, data_converter=DATA_CONVERTER)
     workflow_id = None
     try:
         await asyncio.to_thread(process.wait_for, '"event": "worker started"')
@@ -238,22 +241,32 @@ async def test_sigterm_during_a_job_stops_within_the_grace_period_with_exit_0(
         assert submitted.returncode == 0, submitted.stderr
         workflow_id = json.loads(submitted.stdout)["workflowId"]
 
+        def agent_pids() -> set[int]:  # the worker carries the marker too: not it
+            return set(pids_with_env("CODEX_STANDIN_MARK", marker)) - {process.proc.pid}
+
         async def agent_started() -> bool:
-            return agent_pid_file.exists()
+            return bool(agent_pids())
 
         await wait_until(agent_started, within=60, what="the agent to start")
-        agent_pid = int(agent_pid_file.read_text())
-        assert pid_alive(agent_pid)
 
         signalled = time.monotonic()
         process.proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.proc.wait, GRACE + 15)
         took = time.monotonic() - signalled
         assert code == 0, process.stderr()[-3000:]
-        assert GRACE - 0.5 <= took <= GRACE + 15  # waited for the activity, then gave up
-        assert not pid_alive(agent_pid)  # the agent's process group was killed
+        assert took < GRACE  # handed over at once, not after the grace period
+        assert agent_pids() == set()  # the agent is gone
         events = [r["event"] for r in process.json_lines()]
         assert events.index("worker stopping") < events.index("worker stopped")
+        # The agent step waits, retryable, for another worker: handed over, not lost.
+        described = await client.get_workflow_handle(workflow_id).describe()
+        [pending] = [
+            p
+            for p in described.raw_description.pending_activities
+            if p.activity_type.name == "run_agent"
+        ]
+        assert pending.attempt == 2
+        assert pending.last_failure.application_failure_info.type == "WorkerShutdown"
     finally:
         process.stop()
         if workflow_id is not None:

@@ -1,6 +1,10 @@
-"""A TCP proxy in front of the local Convex backend that fails the way a network does.
+"""A TCP proxy in front of the local Convex backend: it counts the requests that pass and fails
+the way a network does. Used by the integration tests (faults) and the benchmark (counts).
 
-Two faults, switched on by the test while a job runs:
+It counts HTTP requests (function calls and file uploads and downloads) by their request lines
+in the client's byte stream, so a keep-alive connection's requests each count.
+
+Two faults, switched on by a test while a job runs:
 - ``down``: every new connection is closed at once (Convex unreachable);
 - ``lose_responses(n)``: the next ``n`` responses are dropped after the backend produced them,
   and the connection is cut: the write landed, the caller never hears so and retries.
@@ -11,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+
+_REQUEST_LINE = re.compile(rb"(?:POST|GET|HEAD|PUT) /(?:api|version)")
 
 
 class FlakyProxy:
@@ -21,6 +28,8 @@ class FlakyProxy:
         self._to_lose = 0
         self.lost = 0
         self.refused = 0
+        self.requests = 0
+        self._connections: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -37,9 +46,23 @@ class FlakyProxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
             await self._server.wait_closed()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._relay(client_r, client_w)
+        except asyncio.CancelledError:
+            client_w.close()  # the proxy is stopping: drop the connection quietly
+        finally:
+            self._connections.discard(task)
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         if self.down:
             self.refused += 1
             client_w.close()
@@ -51,7 +74,11 @@ class FlakyProxy:
             return
 
         async def upstream() -> None:
+            tail = b""  # a request line cut between two reads still counts once
             while data := await client_r.read(65536):
+                seen = tail + data
+                self.requests += len(_REQUEST_LINE.findall(seen)) - len(_REQUEST_LINE.findall(tail))
+                tail = seen[-16:]
                 backend_w.write(data)
                 await backend_w.drain()
             backend_w.close()
@@ -66,10 +93,12 @@ class FlakyProxy:
                 await client_w.drain()
 
         tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-        with contextlib.suppress(Exception):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in tasks:
+                pump.cancel()
         for writer in (client_w, backend_w):
             with contextlib.suppress(Exception):
                 writer.close()
