@@ -15,8 +15,10 @@ import type {
 } from "convex/server";
 import type * as artifacts from "../artifacts.js";
 import type * as events from "../events.js";
+import type * as lib_contract from "../lib/contract.js";
 import type * as lib_errors from "../lib/errors.js";
 import type * as lib_guards from "../lib/guards.js";
+import type * as lib_jobRules from "../lib/jobRules.js";
 import type * as lib_lifecycle from "../lib/lifecycle.js";
 import type * as lib_transitions from "../lib/transitions.js";
 import type * as lib_validators from "../lib/validators.js";
@@ -37,8 +39,10 @@ import type * as workOrders from "../workOrders.js";
 declare const fullApi: ApiFromModules<{
   artifacts: typeof artifacts;
   events: typeof events;
+  "lib/contract": typeof lib_contract;
   "lib/errors": typeof lib_errors;
   "lib/guards": typeof lib_guards;
+  "lib/jobRules": typeof lib_jobRules;
   "lib/lifecycle": typeof lib_lifecycle;
   "lib/transitions": typeof lib_transitions;
   "lib/validators": typeof lib_validators;
