@@ -49,6 +49,11 @@ class JobConfig(BaseModel):
     """Timeout of one GitHub API request."""
     worker_task_queue: str | None = None
     """This worker's own task queue: where the workspace it prepared can be reached."""
+    allow_local_repos: bool = False
+    """Whether jobs may clone local paths and ``file://`` URLs (git's ``file`` transport). Off
+    in production: a repository on the worker's own disk (another job's workspace, the
+    worker's data) is nothing a chat user should reach. ``jangar dev``, ``make run`` and the
+    tests turn it on (``JANGAR_ALLOW_LOCAL_REPOS``)."""
 
     @property
     def workspaces_root(self) -> Path:

@@ -87,6 +87,7 @@ async def main() -> int:
             "metrics_port": 0,
             "log_level": "WARNING",
             "log_format": "console",
+            "allow_local_repos": True,  # the sample repository is a local path
         }
         if agent is not None:
             overrides["codex_command"] = agent

@@ -43,6 +43,7 @@ def job_config(settings: Settings) -> JobConfig:
         github_api_url=settings.github_api_url,
         github_timeout_seconds=settings.github_timeout_seconds,
         worker_task_queue=settings.worker_task_queue,
+        allow_local_repos=settings.allow_local_repos,
     )
 
 

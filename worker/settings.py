@@ -172,6 +172,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GITHUB_TIMEOUT_SECONDS"),
         description="Timeout of one GitHub API request.",
     )
+    allow_local_repos: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("JANGAR_ALLOW_LOCAL_REPOS"),
+        description="Whether jobs may clone local paths and file:// URLs. Off in production; "
+        "`jangar dev`, `make run` and the tests turn it on.",
+    )
 
     @field_validator("codex_command", mode="before")
     @classmethod

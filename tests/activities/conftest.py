@@ -84,6 +84,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> JobConfig:
         "git_author_name": "Jangar Test",
         "git_author_email": "jangar-test@example.test",
         "worker_task_queue": "jangar@test-worker",
+        "allow_local_repos": True,  # the tests' repositories are local bare repositories
     }
     values.update(overrides)
     return JobConfig(**values)

@@ -96,6 +96,7 @@ async def running_stack(
             "heartbeat_interval_seconds": 0.2,
             "github_token": None,
             "check_commands": [],
+            "allow_local_repos": True,
             **overrides,
         }
     )

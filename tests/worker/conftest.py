@@ -52,8 +52,10 @@ _OWN_PREFIXES = (
 
 
 def clean_env(**settings: str | float | Path) -> dict[str, str]:
-    """This process's environment without any Jangar setting, plus ``settings``."""
+    """This process's environment without any Jangar setting, plus ``settings``. The tests'
+    repositories are local bare repositories, so workers may clone local paths."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+    env["JANGAR_ALLOW_LOCAL_REPOS"] = "true"
     env.update({k: str(v) for k, v in settings.items()})
     return env
 

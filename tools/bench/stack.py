@@ -105,6 +105,7 @@ def child_env(stack: Stack, *, queue: str, data_dir: Path, extra: dict[str, str]
             "CONVEX_URL": stack.backend.url,
             "CONVEX_ADMIN_KEY": DEV_ADMIN_KEY,
             "JANGAR_DATA_DIR": str(data_dir),
+            "JANGAR_ALLOW_LOCAL_REPOS": "true",  # the bench's repositories are local
             "HEALTH_HOST": "127.0.0.1",
             "HEALTH_PORT": "0",
             "METRICS_PORT": "0",

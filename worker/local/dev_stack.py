@@ -3,7 +3,8 @@
 Starts the Temporal dev server (SQLite under the data directory, so a restart keeps workflows),
 the local Convex backend (in memory: a restart starts Convex empty), and the worker with its
 dispatcher in this process. Ctrl-C or SIGTERM stops the worker gracefully, then the two servers
-by PID. A signal that arrives while the servers are still starting stops them too.
+by PID. A signal that arrives while the servers are still starting stops them too. The worker
+may clone local repositories (``JANGAR_ALLOW_LOCAL_REPOS``).
 
 Ports: ``--temporal-port`` and ``--convex-port`` 0 pick free ports, ``--health-port`` 0 too
 (the bound port is printed once the worker runs), ``--metrics-port`` 0 turns metrics off.
@@ -57,6 +58,7 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
             "convex_admin_key": SecretStr(admin_key),
             "data_dir": data_dir,
             "log_format": "console",
+            "allow_local_repos": True,  # a laptop's repositories are local paths
         }
         if "health_host" not in settings.model_fields_set:
             update["health_host"] = "127.0.0.1"  # a laptop stack is not served to the network
