@@ -8,6 +8,7 @@
 import { convexToJson, v, type Value } from "convex/values";
 import type { Doc } from "./_generated/dataModel";
 import { internalMutation } from "./_generated/server";
+import { fail } from "./lib/errors";
 import {
   MAX_ID_LENGTH,
   assertSizeWithin,
@@ -33,7 +34,8 @@ function sameValue(a: Value | undefined, b: Value | undefined): boolean {
  *   to now for a terminal status.
  * - Existing step: a higher-ranked status is applied; the same non-terminal status may fill in
  *   payload/logUrl; a lower rank, or anything after a terminal status, is ignored. The first
- *   startedAt and endedAt are kept. `kind` is fixed by the first call.
+ *   startedAt and endedAt are kept. `kind` is fixed by the first call. `attempts` (how many
+ *   times the step's activity ran) is stored when given, like payload.
  * Answers the stored status and whether this call wrote anything.
  */
 export const appendOrUpdate = internalMutation({
@@ -46,6 +48,7 @@ export const appendOrUpdate = internalMutation({
     endedAt: v.optional(v.number()),
     payload: v.optional(v.any()),
     logUrl: v.optional(v.string()),
+    attempts: v.optional(v.number()),
   },
   returns: v.object({ stepId: v.id("steps"), status: stepStatus, changed: v.boolean() }),
   handler: async (ctx, args) => {
@@ -54,6 +57,10 @@ export const appendOrUpdate = internalMutation({
     const endedAt = optionalTimestamp("endedAt", args.endedAt);
     assertSizeWithin("payload", args.payload);
     const logUrl = args.logUrl === undefined ? undefined : requireUrl("logUrl", args.logUrl);
+    const attempts = args.attempts;
+    if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1)) {
+      fail("INVALID_ARGUMENT", `attempts must be a whole number of at least 1; got ${attempts}.`);
+    }
 
     const run = await getRunOrThrow(ctx, args.runId);
     const now = Date.now();
@@ -73,6 +80,7 @@ export const appendOrUpdate = internalMutation({
         endedAt: terminal ? (endedAt ?? now) : undefined,
         payload: args.payload,
         logUrl,
+        ...(attempts !== undefined ? { attempts } : {}),
         updatedAt: now,
       });
       return { stepId, status: args.status, changed: true };
@@ -94,6 +102,7 @@ export const appendOrUpdate = internalMutation({
       next.payload = args.payload;
     }
     if (logUrl !== undefined && logUrl !== existing.logUrl) next.logUrl = logUrl;
+    if (attempts !== undefined && attempts !== existing.attempts) next.attempts = attempts;
 
     if (Object.keys(next).length === 0) {
       return { stepId: existing._id, status: existing.status, changed: false };

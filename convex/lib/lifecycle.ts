@@ -85,17 +85,7 @@ export async function readRunCounts(ctx: QueryCtx): Promise<StatusCounts> {
   return counts;
 }
 
-/** Load a document or fail with NOT_FOUND naming what was missing. */
-/**
- * A run named by a caller's string (a CLI argument, a URL): a malformed id answers NOT_FOUND
- * exactly like a well-formed id of a run that does not exist, so callers branch on one code.
- */
-export async function getRunByStringOrThrow(ctx: QueryCtx, runId: string): Promise<Doc<"runs">> {
-  const id = ctx.db.normalizeId("runs", runId);
-  if (id === null) fail("NOT_FOUND", `run ${JSON.stringify(runId.slice(0, 80))} does not exist`);
-  return await getRunOrThrow(ctx, id);
-}
-
+/** Load a document named by a typed id or fail with NOT_FOUND (internal functions). */
 export async function getRunOrThrow(ctx: QueryCtx, runId: Id<"runs">): Promise<Doc<"runs">> {
   const run = await ctx.db.get("runs", runId);
   if (run === null) fail("NOT_FOUND", `run ${runId} does not exist`);

@@ -21,7 +21,7 @@ from workflows.models import CodexJobInput, CodexJobResult
 
 
 async def timeline(convex: ConvexClient, run_id: str) -> dict[str, Any]:
-    page = await convex.query("runs:getTimeline", {"runId": run_id, "limit": 500})
+    page = await convex.query("runs:getTimelineAsOperator", {"runId": run_id, "limit": 500})
     assert page["isDone"]
     return dict(page)
 
@@ -42,7 +42,9 @@ async def run_job(
             )
         except WorkflowFailureError as exc:
             outcome = exc
-    run = await convex.query("runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id})
+    run = await convex.query(
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": job.work_order_id}
+    )
     assert run is not None, "the run was never recorded"
     return outcome, await timeline(convex, run["_id"])
 
@@ -221,7 +223,7 @@ async def test_cancellation_during_the_agent_cancels_the_run(
     assert scenario.agent_cancelled.is_set(), "the agent activity was not cancelled"
     assert "commit_and_push" not in scenario.calls
     run = await convex_client.query(
-        "runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id}
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": job.work_order_id}
     )
     tl = await timeline(convex_client, run["_id"])
     assert tl["run"]["status"] == "canceled"
@@ -253,7 +255,7 @@ async def test_convex_failing_then_recovering_still_records_everything_once(
     assert len(tl["events"]) == len(steady["events"])
     keys = event_keys(tl)
     assert len(keys) == len(set(keys))
-    runs = await convex_client.query("runs:list", {"limit": 100})
+    runs = await convex_client.query("runs:listAll", {"limit": 100})
     assert sum(1 for r in runs if r["workflowRequestId"] == job.work_order_id) == 1
 
 
