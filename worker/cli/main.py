@@ -1,4 +1,4 @@
-"""The ``jangar`` command line: worker, dispatcher, dev stack, submit, repos, runs, replay.
+"""The ``jangar`` command line: worker, dispatcher, dev stack, token, submit, repos, runs, replay.
 
 Exit codes: 0 success (``submit --wait``: the run succeeded); 1 the run failed or was canceled,
 or a server could not be reached or refused; 2 a bad argument or setting (the message names
@@ -6,7 +6,8 @@ it; a bad argument writes nothing); 130 interrupted. Messages and the live view 
 results to stdout.
 
 Operator commands (``submit``, ``repos``, ``runs``) call internal functions and need
-``CONVEX_ADMIN_KEY`` or ``CONVEX_DEPLOY_KEY``; without one they exit 2.
+``CONVEX_ADMIN_KEY`` or ``CONVEX_DEPLOY_KEY``; without one they exit 2. ``token`` prints a
+development user token (``jangar dev``'s key) for the chat-side, public functions.
 
 ``--json`` prints one JSON document on stdout. The shapes are stable; documents from Convex
 ("run doc", "step doc"...) carry the fields of convex/schema.ts plus ``_id`` and
@@ -138,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--metrics-port", type=_port, default=None, help="default METRICS_PORT; 0: no metrics"
     )
+
+    token = sub.add_parser(
+        "token", help="print a development user token (signed with `jangar dev`'s key)"
+    )
+    token.add_argument("--user", required=True, type=_non_empty("--user"), help="the token's sub")
+    token.add_argument("--name", default=None, help="the token's name claim")
+    token.add_argument(
+        "--ttl", type=_positive_float, default=3600.0, help="lifetime in seconds (default 3600)"
+    )
+    token.add_argument("--data-dir", default=None, help="where `jangar dev` keeps its key")
 
     submit = sub.add_parser("submit", help="an operator's work order (admin key)")
     submit.add_argument("--repo", required=True, type=_non_empty("--repo"), help="URL or path")
@@ -390,6 +401,22 @@ async def _runs(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
 
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from worker.local.dev_auth import DevAuthMissing, mint_token
+
+    data_dir = (Path(args.data_dir) if args.data_dir else settings.data_dir).expanduser()
+    try:
+        token = mint_token(data_dir.resolve(), args.user, name=args.name, ttl=args.ttl)
+    except DevAuthMissing as exc:
+        raise UsageError(f"--data-dir: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(token)
+    return 0
+
+
 async def _dispatcher(settings: Settings) -> int:
     from worker.factories import convex_client
     from worker.logging import configure_logging
@@ -429,6 +456,8 @@ async def _run(args: argparse.Namespace) -> int:
         return await _repos(args, settings)
     if args.command == "runs":
         return await _runs(args, settings)
+    if args.command == "token":
+        return _token(args, settings)
     if args.command == "replay":
         from worker.cli.replay import replay_recent
 

@@ -58,6 +58,7 @@ JOB_STEPS = ["prepare_workspace", "run_agent", "commit_and_push", "open_pull_req
         (["repos", "add", "ext::sh -c id"], "URL"),
         (["repos", "add", "https://github.com/a/b", "--base", "a..b"], "--base"),
         (["repos", "add", "https://github.com/a/b", "--check", " "], "--check"),
+        (["token"], "--user"),
     ],
     ids=[
         "missing-repo",
@@ -75,6 +76,7 @@ JOB_STEPS = ["prepare_workspace", "run_agent", "commit_and_push", "open_pull_req
         "repos-transport-url",
         "repos-bad-base",
         "repos-blank-check",
+        "token-without-user",
     ],
 )
 def test_bad_argument_names_it_and_exits_2(argv: list[str], named: str) -> None:
