@@ -105,7 +105,6 @@ describe("workOrders:createFromMessage", () => {
       "/etc",
       "file:///srv/git/app.git",
       "https://evil.example/proompteng/lab.git",
-      "relative/x",
     ]) {
       const err = await expectConvexError(
         user.mutation(api.workOrders.createFromMessage, {
@@ -117,6 +116,21 @@ describe("workOrders:createFromMessage", () => {
         "FORBIDDEN",
       );
       expect(err.message).toContain(`jangar repos add ${repo}`);
+    }
+    // A location no job accepts is never registered either; it is not echoed (it may hold a
+    // credential).
+    for (const repo of ["relative/x", "https://ghp_secret@github.com/proompteng/lab.git"]) {
+      const err = await expectConvexError(
+        user.mutation(api.workOrders.createFromMessage, {
+          sessionId,
+          triggerMessageId: messageId,
+          summary: "s",
+          repo,
+        }),
+        "FORBIDDEN",
+      );
+      expect(err.message).toContain("jangar repos add <url>");
+      expect(err.message).not.toContain(repo);
     }
     expect(await written(t)).toEqual(before);
   });

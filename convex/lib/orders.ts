@@ -12,6 +12,7 @@ import { MAX_ID_LENGTH } from "./contract";
 import { fail } from "./errors";
 import { requireText } from "./guards";
 import {
+  checkRepo,
   classifyRepo,
   optionalBranchName,
   repoLookupKeys,
@@ -69,10 +70,19 @@ export function checkOrderFields(
 export async function requireRegistered(ctx: QueryCtx, repo: string): Promise<Doc<"repositories">> {
   const entry = await findRepository(ctx, repo);
   if (entry === null) {
+    const checked = checkRepo(repo);
+    if ("problem" in checked) {
+      // Not a location a job accepts (so never registered): not echoed, it may hold a secret.
+      fail(
+        "FORBIDDEN",
+        `repository is not registered, and ${checked.problem}: jobs may only target ` +
+          "repositories an operator added with `jangar repos add <url>`.",
+      );
+    }
     fail(
       "FORBIDDEN",
-      `repository ${JSON.stringify(repo.slice(0, 200))} is not registered: jobs may only target ` +
-        `repositories an operator added with \`jangar repos add ${repo.slice(0, 200)}\`.`,
+      `repository ${JSON.stringify(repo)} is not registered: jobs may only target ` +
+        `repositories an operator added with \`jangar repos add ${repo}\`.`,
     );
   }
   return entry;

@@ -280,7 +280,7 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
             # Checked above already; Convex checks again in the one mutation, writing nothing.
             if exc.code == "NOT_FOUND" and args.session:
                 raise UsageError(f"--session: no chat session {args.session!r}") from None
-            if exc.code in _ARGUMENT_CODES or (exc.code == "NOT_FOUND" and args.session):
+            if exc.code in _ARGUMENT_CODES:
                 raise UsageError(exc.message) from None
             raise
         if not args.json:
