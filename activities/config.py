@@ -62,7 +62,10 @@ class JobConfig(BaseModel):
     default_checks: tuple[str, ...] = ()
     """Checks for an order whose repository entry and order name none."""
     allow_local_repos: bool = False
-    """Whether jobs may use local paths and file:// repositories (development and tests)."""
+    """Whether jobs may clone local paths and ``file://`` URLs (git's ``file`` transport). Off
+    in production: a repository on the worker's own disk (another job's workspace, the
+    worker's data) is nothing a chat user should reach. ``jangar dev``, ``make run`` and the
+    tests turn it on (``JANGAR_ALLOW_LOCAL_REPOS``)."""
     webhook_secret: SecretStr | None = None
     """Key of the HMAC-SHA256 signature on run notifications (X-Jangar-Signature)."""
 

@@ -88,6 +88,8 @@ ErrorCode = Literal[
     "TOO_LARGE",
     "INVALID_ARGUMENT",
     "CONFLICT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
 ]
 ERROR_CODES: Final[tuple[ErrorCode, ...]] = (
     "NOT_FOUND",
@@ -95,6 +97,8 @@ ERROR_CODES: Final[tuple[ErrorCode, ...]] = (
     "TOO_LARGE",
     "INVALID_ARGUMENT",
     "CONFLICT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
 )
 
 MAX_ID_LENGTH: Final = 256

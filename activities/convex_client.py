@@ -7,7 +7,9 @@ well, the value codec (``convex.values``), and adds what a worker needs:
 
 * one pooled ``httpx.AsyncClient`` per process, with connect and read timeouts;
 * the deploy/admin key sent as ``Authorization: Convex <key>`` (so internal functions can be
-  called) and never logged, shown in ``repr`` or put in an error message;
+  called), or a user's token as ``Authorization: Bearer <token>`` (public functions run as that
+  user, as the chat UI calls them); neither is logged, shown in ``repr`` or put in an error
+  message;
 * every answer classified, so callers decide retries by type, not by parsing text:
 
   - ``ConvexUnavailableError`` (retryable): connection refused or reset, timeouts, HTTP 5xx,
@@ -130,19 +132,31 @@ class ConvexClient:
         url: str,
         key: str | None = None,
         *,
+        token: str | None = None,
         timeout: float = 10.0,
         connect_timeout: float | None = None,
     ) -> None:
+        """``key``: the deploy or admin key (internal functions allowed, no user identity).
+        ``token``: a user's JWT from the deployment's identity provider (public functions run as
+        that user). At most one of the two; with neither, calls are anonymous."""
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Convex URL must start with http:// or https://, got {url!r}")
+        if key and token:
+            raise ValueError(
+                "pass either the admin/deploy key or a user token, not both: Convex runs an admin "
+                "call without a user, and a user's call without admin rights"
+            )
         self._url = url.rstrip("/")
         self._has_key = bool(key)
+        self._has_token = bool(token)
         headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
-        if key:
-            if not key.isprintable() or key != key.strip() or not key.isascii():
+        for what, secret, scheme in (("key", key, "Convex"), ("token", token, "Bearer")):
+            if not secret:
+                continue
+            if not secret.isprintable() or secret != secret.strip() or not secret.isascii():
                 # Checked here because the HTTP layer's own error would quote the header value.
-                raise ValueError("the Convex key has characters not allowed in an HTTP header")
-            headers["Authorization"] = f"Convex {key}"
+                raise ValueError(f"the Convex {what} has characters not allowed in an HTTP header")
+            headers["Authorization"] = f"{scheme} {secret}"
         if connect_timeout is None:
             connect_timeout = min(timeout, DEFAULT_CONNECT_TIMEOUT)
         self._timeout = timeout
@@ -163,7 +177,9 @@ class ConvexClient:
         return self._url
 
     def __repr__(self) -> str:
-        return f"ConvexClient(url={self._url!r}, key={'<set>' if self._has_key else None})"
+        key = "<set>" if self._has_key else None
+        token = "<set>" if self._has_token else None
+        return f"ConvexClient(url={self._url!r}, key={key}, token={token})"
 
     async def __aenter__(self) -> Self:
         return self

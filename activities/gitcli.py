@@ -8,12 +8,16 @@ time limit, cancellation) with an allow-listed environment plus:
 - hardened against the workspace (:mod:`activities.gitsafe`): the agent can write anything
   in the workspace's ``.git``, so before each command the repository-local config is reduced
   to the keys the worker itself writes, and ``-c`` overrides plus the environment disable
-  hooks, fsmonitor, global/system config, other protocols, submodule recursion and auto gc.
+  hooks, fsmonitor, global/system config, submodule recursion and auto gc.
   No hook, fsmonitor, filter or diff driver, include or uploadpack planted in the workspace
   runs; a ``.git`` tampered with beyond repair is a non-retryable ``UnsafeWorkspace``;
-- for an http(s) remote on the GitHub host of ``JobConfig.github_api_url``, when
+- ``GIT_ALLOW_PROTOCOL``: https and ssh only, plus ``file`` (local paths, ``file://``) when
+  ``JobConfig.allow_local_repos`` is on; a local remote without it is refused before git runs
+  (non-retryable ``RepositoryNotAllowed``), as is any transport git refuses;
+- for an https remote on the GitHub host of ``JobConfig.github_api_url``, when
   ``GITHUB_TOKEN`` is set, an ``Authorization`` header passed through ``GIT_CONFIG_*``
-  variables: never on the command line, never in ``.git/config``, never in a URL.
+  variables: never on the command line, never in ``.git/config``, never in a URL, never over
+  plain http and never to another host.
 
 Failures become ``ApplicationError``s whose ``type`` says what went wrong and whether a retry
 can help; their messages are scrubbed of credentials (:func:`activities.repo_url.redact_text`).
@@ -37,7 +41,7 @@ from activities.gitsafe import (
     sanitize_repository,
 )
 from activities.process import child_env, run_process
-from activities.repo_url import github_web_host, redact_text, repo_host
+from activities.repo_url import github_web_host, is_local_repo, redact_text, repo_host
 
 # Error types (ApplicationError.type) raised for git failures.
 REPOSITORY_NOT_FOUND = "RepositoryNotFound"  # non-retryable
@@ -47,6 +51,7 @@ GIT_TIMEOUT = "GitTimeout"  # retryable
 GIT_COMMAND_FAILED = "GitCommandFailed"  # retryable (unknown cause; the retry policy bounds it)
 GIT_NOT_INSTALLED = "GitNotInstalled"  # non-retryable
 UNSAFE_WORKSPACE = "UnsafeWorkspace"  # non-retryable: its .git was tampered with
+REPOSITORY_NOT_ALLOWED = "RepositoryNotAllowed"  # non-retryable: a transport this worker refuses
 
 _NETWORK_HINTS = (
     "could not resolve host",
@@ -100,7 +105,7 @@ class GitOutput:
 def git_env(config: JobConfig, remote: str | None = None) -> dict[str, str]:
     """The environment git runs with (see the module docstring)."""
     extra = {
-        **hardening_env(),
+        **hardening_env(allow_local=config.allow_local_repos),
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
         "LC_ALL": "C",  # git's messages in English: the classification reads them
@@ -109,16 +114,15 @@ def git_env(config: JobConfig, remote: str | None = None) -> dict[str, str]:
         if name in os.environ:
             extra[name] = os.environ[name]
     token = config.github_token.get_secret_value() if config.github_token else None
-    if token and remote and remote.lower().startswith(("https://", "http://")):
+    if token and remote and remote.lower().startswith("https://"):
         host = repo_host(remote)
         web_host = github_web_host(config.github_api_url)
         if host and host == web_host:
-            scheme = remote.split("://", 1)[0].lower()
             basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
             extra.update(
                 {
                     "GIT_CONFIG_COUNT": "1",
-                    "GIT_CONFIG_KEY_0": f"http.{scheme}://{host}/.extraheader",
+                    "GIT_CONFIG_KEY_0": f"http.https://{host}/.extraheader",
                     "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
                 }
             )
@@ -131,6 +135,13 @@ def classify_git_failure(
     """An ApplicationError for a failed remote git command, typed by what git said."""
     text = redact_text(stderr.strip(), remote)[-1500:] or f"exit code {exit_code}"
     lowered = stderr.lower()
+    if "transport '" in lowered and "' not allowed" in lowered:
+        return ApplicationError(
+            f"{what}: this worker does not use that transport (git runs over https and ssh;"
+            f" local repositories only with JANGAR_ALLOW_LOCAL_REPOS=true): {text}",
+            type=REPOSITORY_NOT_ALLOWED,
+            non_retryable=True,
+        )
     if any(hint in lowered for hint in _NETWORK_HINTS):
         return ApplicationError(
             f"{what}: the remote could not be reached (will retry): {text}",
@@ -168,15 +179,28 @@ async def run_git(
 
     ``remote`` is the repository URL the command talks to (for credentials and redaction).
     """
-    argv = ["git", *hardening_args(), *args]
+    allow_local = config.allow_local_repos
+    argv = ["git", *hardening_args(allow_local), *args]
     label = what or f"git {args[0]}"
     limit = time_limit if time_limit is not None else config.git_timeout_seconds
+    if remote is not None and not allow_local and is_local_repo(remote):
+        raise ApplicationError(
+            f"{label}: repository {redact_text(remote)} is on this worker's disk (a local path"
+            " or file:// URL), and this worker does not clone local repositories; its operator"
+            " allows them with JANGAR_ALLOW_LOCAL_REPOS=true (development and tests only)",
+            type=REPOSITORY_NOT_ALLOWED,
+            non_retryable=True,
+        )
     try:
         await sanitize_repository(cwd, time_limit=limit)
         result = await run_process(
             argv,
             cwd=cwd,
-            env={**git_env(config, remote), **hardening_env(cwd), **(extra_env or {})},
+            env={
+                **git_env(config, remote),
+                **hardening_env(cwd, allow_local=allow_local),
+                **(extra_env or {}),
+            },
             time_limit=limit,
             heartbeat=heartbeat,
             heartbeat_interval=config.heartbeat_interval_seconds,

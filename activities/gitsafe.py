@@ -20,7 +20,10 @@ redirect, and how each is closed here:
 - ``remote.<url>.uploadpack``/``receivepack``: ``git fetch file:///x`` reads
   ``remote."file:///x".uploadpack`` and runs it; the allow-list;
 - ``url.<x>.insteadOf`` (send the worker's fetch or push elsewhere, or to ``ext::cmd``): the
-  allow-list, plus ``-c protocol.allow=never`` with https/http/ssh/file allowed explicitly;
+  allow-list, plus ``GIT_ALLOW_PROTOCOL`` in the environment (https and ssh; ``file`` too only
+  where the operator allows local repositories, :func:`allowed_protocols`), which overrides any
+  ``protocol.*`` configuration, and ``-c protocol.allow=never`` with the same protocols allowed
+  explicitly, should the variable ever be dropped;
 - ``core.sshCommand``, ``core.gitProxy``, ``credential.helper``, ``core.askPass``,
   ``gpg.program``, ``core.editor``, ``core.pager``: GIT_SSH_COMMAND in the environment wins,
   ``-c credential.helper=`` empties the helper list, signing is off, the allow-list drops the
@@ -94,13 +97,10 @@ HARDENING_CONFIG: tuple[tuple[str, str], ...] = (
     ("submodule.recurse", "false"),
     ("fetch.recurseSubmodules", "false"),
     ("push.recurseSubmodules", "no"),
-    ("protocol.allow", "never"),
-    ("protocol.https.allow", "always"),
-    ("protocol.http.allow", "always"),
-    ("protocol.ssh.allow", "always"),
-    ("protocol.file.allow", "always"),
-    ("protocol.ext.allow", "never"),
 )
+
+REMOTE_PROTOCOLS: tuple[str, ...] = ("https", "ssh")
+"""The transports worker git may use; ``file`` (local paths and file:// URLs) only when allowed."""
 
 # Repository-local config keys that survive (canonical form: section and key lower-case).
 # Exactly what ``git init`` and ``git remote add origin`` write.
@@ -143,22 +143,33 @@ class SanitizeReport:
         return bool(self.removed_keys or self.removed_files)
 
 
-def hardening_args() -> list[str]:
+def allowed_protocols(allow_local: bool = False) -> tuple[str, ...]:
+    """The transports git may use: https and ssh, plus file when local repositories are allowed
+    (``JANGAR_ALLOW_LOCAL_REPOS``). Never http, ext, fd or any other remote helper."""
+    return (*REMOTE_PROTOCOLS, "file") if allow_local else REMOTE_PROTOCOLS
+
+
+def hardening_args(allow_local: bool = False) -> list[str]:
     """``-c key=value`` arguments for every worker git command (before the subcommand)."""
     args: list[str] = []
     for key, value in HARDENING_CONFIG:
         args += ["-c", f"{key}={value}"]
+    args += ["-c", "protocol.allow=never", "-c", "protocol.ext.allow=never"]
+    for protocol in allowed_protocols(allow_local):
+        args += ["-c", f"protocol.{protocol}.allow=always"]
     return args
 
 
-def hardening_env(cwd: Path | None = None) -> dict[str, str]:
+def hardening_env(cwd: Path | None = None, *, allow_local: bool = False) -> dict[str, str]:
     """Environment for a worker git command (merge into the child env); with ``cwd``, git
-    also stops looking for a repository above it."""
+    also stops looking for a repository above it. ``GIT_ALLOW_PROTOCOL`` limits the transports
+    (and overrides every ``protocol.*`` setting)."""
     env = {
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": "/dev/null",
         "GIT_ATTR_NOSYSTEM": "1",
         "GIT_NO_REPLACE_OBJECTS": "1",
+        "GIT_ALLOW_PROTOCOL": ":".join(allowed_protocols(allow_local)),
     }
     if cwd is not None:
         env["GIT_CEILING_DIRECTORIES"] = str(Path(os.path.abspath(cwd)).parent)

@@ -86,8 +86,12 @@ def job_spec(found: dict[str, Any], config: JobConfig) -> JobSpec:
     network = NetworkPolicy(
         agent=bool(entry.get("agentNetwork", True)), checks=bool(entry.get("checkNetwork", False))
     )
+    if order.get("freshStart"):
+        parent = None
+    # A parent that pushed nothing (it failed before its push) lends its branch name and the
+    # conversation; the job then starts from the base, as a first job would.
     parent_ref = None
-    if parent is not None and not order.get("freshStart"):
+    if parent is not None and parent.get("commitSha"):
         parent_ref = ParentRef(
             work_order_id=str(parent["workOrderId"]),
             branch=str(parent["branch"]),
@@ -95,9 +99,14 @@ def job_spec(found: dict[str, Any], config: JobConfig) -> JobSpec:
             pr_number=int(parent["prNumber"]) if parent.get("prNumber") else None,
             pr_url=parent.get("prUrl"),
         )
-    branch = order.get("branchHint") or (parent_ref.branch if parent_ref else f"codex/{order_id}")
+    branch = order.get("branchHint") or (
+        str(parent["branch"]) if parent is not None else f"codex/{order_id}"
+    )
     conversation = tuple(
-        Exchange(prompt=str(turn["prompt"])[-100_000:], final_message=turn.get("finalMessage"))
+        Exchange(
+            prompt=str(turn["prompt"])[-100_000:],
+            final_message=(turn.get("finalMessage") or None) and str(turn["finalMessage"])[:4000],
+        )
         for turn in (found.get("conversation") or [])[-10:]
     )
     return JobSpec(
@@ -112,7 +121,7 @@ def job_spec(found: dict[str, Any], config: JobConfig) -> JobSpec:
         limits=limits,
         network=network,
         parent=parent_ref,
-        conversation=conversation if parent_ref else (),
+        conversation=conversation if parent is not None else (),
         webhook_url=entry.get("webhookUrl") or None,
     )
 

@@ -1,6 +1,7 @@
-/** The shared rules in convex/lib: transition tables, step ordering, guards. */
+/** The shared rules in convex/lib: transition tables, step ordering, guards, the job's rules. */
 import { ConvexError } from "convex/values";
 import { describe, expect, test } from "vitest";
+import vectors from "./lib/contract.vectors.json";
 import { fail } from "./lib/errors";
 import {
   MAX_VALUE_BYTES,
@@ -20,6 +21,14 @@ import {
   classifyWorkTransition,
   isTerminalStepStatus,
 } from "./lib/transitions";
+import {
+  branchNameProblems,
+  checkRepo,
+  normalizeRepoUrl,
+  repoLookupKeys,
+  textProblem,
+} from "./lib/jobRules";
+import { MAX_PROMPT_CHARS, MAX_TEXT_LENGTH } from "./lib/contract";
 import { STEP_STATUSES, WORK_STATUSES } from "./lib/validators";
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -157,5 +166,78 @@ describe("credentials never reach Convex", () => {
     "file:///srv/repos/app.git",
   ])("%s is accepted", (url) => {
     expect(requireRepo(url)).toBe(url);
+  });
+});
+
+// --- convex/lib/contract.vectors.json: the same cases tests/tools/test_contract_vectors.py runs ---
+
+type Text = string | { repeat: string; times: number; prefix?: string; suffix?: string };
+
+function text(entry: Text): string {
+  return typeof entry === "string"
+    ? entry
+    : (entry.prefix ?? "") + entry.repeat.repeat(entry.times) + (entry.suffix ?? "");
+}
+
+function label(entry: Text): string {
+  const value = text(entry);
+  return JSON.stringify(value.length <= 40 ? value : `${value.slice(0, 20)}...(${value.length})`);
+}
+
+describe("contract vectors (shared with the Python validators)", () => {
+  test.each(vectors.branchNames.valid.map((e) => [label(e), e]))("branch %s is valid", (_, e) => {
+    expect(branchNameProblems(text(e as Text))).toEqual([]);
+  });
+  test.each(vectors.branchNames.invalid.map((e) => [label(e), e]))(
+    "branch %s is invalid",
+    (_, e) => {
+      expect(branchNameProblems(text(e as Text))).not.toEqual([]);
+    },
+  );
+  test.each(vectors.repos.valid.map((e) => [e.repo, e.kind]))("repo %s is %s", (repo, kind) => {
+    expect(checkRepo(repo)).toEqual({ kind });
+  });
+  test.each(vectors.repos.invalid.map((e) => [label(e), e]))("repo %s is refused", (_, e) => {
+    const repo = text(e as Text);
+    const checked = checkRepo(repo);
+    expect(checked).toHaveProperty("problem");
+    if (/secret|hunter2/.test(repo)) {
+      expect(JSON.stringify(checked)).not.toMatch(/secret|hunter2/);
+    }
+  });
+  test.each(vectors.prompts.valid.map((e) => [label(e), e]))("prompt %s is valid", (_, e) => {
+    expect(textProblem(text(e as Text), MAX_PROMPT_CHARS)).toBeNull();
+  });
+  test.each(vectors.prompts.invalid.map((e) => [label(e), e]))("prompt %s is refused", (_, e) => {
+    expect(textProblem(text(e as Text), MAX_PROMPT_CHARS)).not.toBeNull();
+  });
+  test.each(vectors.checks.valid.map((e) => [label(e), e]))("check %s is valid", (_, e) => {
+    expect(textProblem(text(e as Text), MAX_TEXT_LENGTH)).toBeNull();
+  });
+  test.each(vectors.checks.invalid.map((e) => [label(e), e]))("check %s is refused", (_, e) => {
+    expect(textProblem(text(e as Text), MAX_TEXT_LENGTH)).not.toBeNull();
+  });
+});
+
+describe("repository keys", () => {
+  test("normalized: scheme and host lower case, trailing slashes gone, the rest kept", () => {
+    expect(normalizeRepoUrl("HTTPS://GitHub.COM/Acme/App.git/")).toBe(
+      "https://github.com/Acme/App.git",
+    );
+    expect(normalizeRepoUrl("ssh://Git@Host.EXAMPLE:22/a/b")).toBe("ssh://Git@host.example:22/a/b");
+    expect(normalizeRepoUrl("git@GitHub.com:Acme/App.git")).toBe("git@github.com:Acme/App.git");
+    expect(normalizeRepoUrl("/srv/Git/app.git/")).toBe("/srv/Git/app.git");
+    expect(normalizeRepoUrl("file:///srv/app.git")).toBe("file:///srv/app.git");
+  });
+
+  test("looked up under both .git spellings", () => {
+    expect(repoLookupKeys("https://github.com/a/b")).toEqual([
+      "https://github.com/a/b",
+      "https://github.com/a/b.git",
+    ]);
+    expect(repoLookupKeys("https://github.com/a/b.git/")).toEqual([
+      "https://github.com/a/b.git",
+      "https://github.com/a/b",
+    ]);
   });
 });

@@ -1,4 +1,7 @@
-/** runs:start, updateStatus, getDashboard, list, getLatestForWorkOrder, getTimeline. */
+/**
+ * runs:start, updateStatus, getDashboard, list, listAll, getLatestForWorkOrder(AsOperator),
+ * getTimeline(AsOperator). Who may call what: auth.test.ts.
+ */
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
@@ -6,12 +9,15 @@ import { moveWorkOrder } from "./lib/lifecycle";
 import { WORK_TRANSITIONS, classifyWorkTransition, isTerminalWorkStatus } from "./lib/transitions";
 import { WORK_STATUSES } from "./lib/validators";
 import {
+  REPO,
   type T,
+  asUser,
   expectConvexError,
   newTest,
   seedRun,
   seedWorkOrder,
   startArgs,
+  userIdOf,
 } from "./test.setup";
 
 const NOW = 1_700_000_000_000;
@@ -35,7 +41,7 @@ async function getRun(t: T, runId: Id<"runs">) {
 }
 
 async function getOrder(t: T, id: Id<"workflow_requests">) {
-  return await t.query(api.workOrders.get, { workflowRequestId: id });
+  return await t.query(internal.workOrders.getAsOperator, { workflowRequestId: id });
 }
 
 describe("runs:start", () => {
@@ -46,11 +52,12 @@ describe("runs:start", () => {
     const runId = await t.mutation(internal.runs.start, startArgs(workOrderId));
     expect(await getRun(t, runId)).toMatchObject({
       workflowRequestId: workOrderId,
+      userId: userIdOf("user-1"),
       temporalWorkflowId: `work-order-${workOrderId}`,
       temporalRunId: "run-1",
       taskQueue: "jangar",
       workerId: "worker-a",
-      repo: "proompteng/lab",
+      repo: REPO,
       branch: "codex/fix-flaky-test",
       status: "running",
       startedAt: NOW,
@@ -69,7 +76,7 @@ describe("runs:start", () => {
     const second = await t.mutation(internal.runs.start, startArgs(workOrderId));
     expect(second).toBe(first);
     expect(await countRows(t, "runs")).toBe(1);
-    const { counts } = await t.query(api.runs.getDashboard, {});
+    const { counts } = await t.query(internal.runs.getDashboard, {});
     expect(counts.running).toBe(1);
   });
 
@@ -330,7 +337,7 @@ describe("runs:getDashboard", () => {
       "INVALID_TRANSITION",
     );
 
-    const dashboard = await t.query(api.runs.getDashboard, {});
+    const dashboard = await t.query(internal.runs.getDashboard, {});
     expect(dashboard.counts).toEqual({
       queued: 0,
       running: 2,
@@ -340,57 +347,157 @@ describe("runs:getDashboard", () => {
     });
     expect(dashboard.recent.map((r) => r._id)).toEqual([...runs].reverse());
 
-    const limited = await t.query(api.runs.getDashboard, { limit: 2 });
+    const limited = await t.query(internal.runs.getDashboard, { limit: 2 });
     expect(limited.recent.map((r) => r._id)).toEqual([runs[5], runs[4]]);
-    await expectConvexError(t.query(api.runs.getDashboard, { limit: 101 }), "INVALID_ARGUMENT");
+    await expectConvexError(
+      t.query(internal.runs.getDashboard, { limit: 101 }),
+      "INVALID_ARGUMENT",
+    );
   });
 
   test("an empty deployment answers zero counts", async () => {
     const t = newTest();
-    expect(await t.query(api.runs.getDashboard, {})).toEqual({
+    expect(await t.query(internal.runs.getDashboard, {})).toEqual({
       counts: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 },
       recent: [],
+      usage: { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, agentMs: 0 },
     });
   });
 });
 
-describe("runs:list and runs:getLatestForWorkOrder", () => {
-  test("newest first, optionally by status, bounded", async () => {
+describe("runs:list, runs:listAll and the latest run of an order", () => {
+  test("list: the caller's runs newest first, optionally by status, bounded", async () => {
     const t = newTest();
     const a = (await seedRun(t, NOW + 1000)).runId;
     const b = (await seedRun(t, NOW + 2000)).runId;
     const c = (await seedRun(t, NOW + 3000)).runId;
+    const theirs = (await seedRun(t, NOW + 4000, "user-2")).runId;
     await t.mutation(internal.runs.updateStatus, { runId: b, status: "failed" });
-    expect((await t.query(api.runs.list, {})).map((r) => r._id)).toEqual([c, b, a]);
-    expect((await t.query(api.runs.list, { status: "running" })).map((r) => r._id)).toEqual([c, a]);
-    expect((await t.query(api.runs.list, { status: "failed" })).map((r) => r._id)).toEqual([b]);
-    expect(await t.query(api.runs.list, { status: "queued" })).toEqual([]);
-    expect((await t.query(api.runs.list, { limit: 1 })).map((r) => r._id)).toEqual([c]);
-    await expectConvexError(t.query(api.runs.list, { limit: 0 }), "INVALID_ARGUMENT");
+    const user = asUser(t, "user-1");
+    expect((await user.query(api.runs.list, {})).map((r) => r._id)).toEqual([c, b, a]);
+    expect((await user.query(api.runs.list, { status: "running" })).map((r) => r._id)).toEqual([
+      c,
+      a,
+    ]);
+    expect((await user.query(api.runs.list, { status: "failed" })).map((r) => r._id)).toEqual([b]);
+    expect(await user.query(api.runs.list, { status: "queued" })).toEqual([]);
+    expect((await user.query(api.runs.list, { limit: 1 })).map((r) => r._id)).toEqual([c]);
+    await expectConvexError(user.query(api.runs.list, { limit: 0 }), "INVALID_ARGUMENT");
+    expect((await asUser(t, "user-2").query(api.runs.list, {})).map((r) => r._id)).toEqual([
+      theirs,
+    ]);
+    // Operators see every user's runs.
+    expect((await t.query(internal.runs.listAll, {})).map((r) => r._id)).toEqual([theirs, c, b, a]);
+    expect((await t.query(internal.runs.listAll, { status: "failed" })).map((r) => r._id)).toEqual([
+      b,
+    ]);
+    expect((await t.query(internal.runs.listAll, { limit: 2 })).map((r) => r._id)).toEqual([
+      theirs,
+      c,
+    ]);
+    await expectConvexError(t.query(internal.runs.listAll, { limit: 101 }), "INVALID_ARGUMENT");
   });
 
-  test("the latest run of a work order, or null", async () => {
+  test("the latest run of a work order, or null; the operator's variant for any order", async () => {
     const t = newTest();
-    const { workOrderId } = await seedWorkOrder(t);
-    expect(await t.query(api.runs.getLatestForWorkOrder, { workflowRequestId: workOrderId })).toBe(
-      null,
-    );
+    const { workOrderId, user } = await seedWorkOrder(t);
+    const args = { workflowRequestId: workOrderId };
+    expect(await user.query(api.runs.getLatestForWorkOrder, args)).toBe(null);
+    expect(await t.query(internal.runs.getLatestForWorkOrderAsOperator, args)).toBe(null);
     await t.mutation(internal.runs.start, { ...startArgs(workOrderId, "1"), startedAt: NOW });
     const later = await t.mutation(internal.runs.start, {
       ...startArgs(workOrderId, "2"),
       startedAt: NOW + 10,
     });
-    const latest = await t.query(api.runs.getLatestForWorkOrder, {
-      workflowRequestId: workOrderId,
+    expect((await user.query(api.runs.getLatestForWorkOrder, args))?._id).toBe(later);
+    expect((await t.query(internal.runs.getLatestForWorkOrderAsOperator, args))?._id).toBe(later);
+    await expectConvexError(
+      t.query(internal.runs.getLatestForWorkOrderAsOperator, { workflowRequestId: "nope" }),
+      "NOT_FOUND",
+    );
+  });
+});
+
+describe("runs:updateStatus usage", () => {
+  test("usage, agentMs, finalMessage and prNumber are stored; the totals move by the change", async () => {
+    const t = newTest();
+    const { runId } = await seedRun(t);
+    const { runId: other } = await seedRun(t);
+    await t.mutation(internal.runs.updateStatus, {
+      runId,
+      status: "succeeded",
+      usage: { inputTokens: 1000, cachedInputTokens: 200, outputTokens: 50 },
+      agentMs: 12_000,
+      finalMessage: "Added NOTES.md.",
+      prNumber: 12,
     });
-    expect(latest?._id).toBe(later);
+    expect(await getRun(t, runId)).toMatchObject({
+      inputTokens: 1000,
+      cachedInputTokens: 200,
+      outputTokens: 50,
+      agentMs: 12_000,
+      finalMessage: "Added NOTES.md.",
+      prNumber: 12,
+    });
+    // A repeat is a no-op: counted once.
+    await t.mutation(internal.runs.updateStatus, {
+      runId,
+      status: "succeeded",
+      usage: { inputTokens: 1000, cachedInputTokens: 200, outputTokens: 50 },
+    });
+    // Usage reported while running, then its final figures: the totals hold the final ones.
+    await t.run((ctx) => ctx.db.patch("runs", other, { status: "queued" }));
+    await t.mutation(internal.runs.updateStatus, {
+      runId: other,
+      status: "running",
+      usage: { inputTokens: 10, cachedInputTokens: 0, outputTokens: 1 },
+      agentMs: 100,
+    });
+    await t.mutation(internal.runs.updateStatus, {
+      runId: other,
+      status: "failed",
+      usage: { inputTokens: 30, cachedInputTokens: 5, outputTokens: 3 },
+      agentMs: 400,
+    });
+    const { usage } = await t.query(internal.runs.getDashboard, {});
+    expect(usage).toEqual({
+      inputTokens: 1030,
+      cachedInputTokens: 205,
+      outputTokens: 53,
+      agentMs: 12_400,
+    });
+  });
+
+  test("negative or fractional counts and an oversized final message are refused", async () => {
+    const t = newTest();
+    const { runId } = await seedRun(t);
+    for (const args of [
+      { usage: { inputTokens: -1, cachedInputTokens: 0, outputTokens: 0 } },
+      { usage: { inputTokens: 1.5, cachedInputTokens: 0, outputTokens: 0 } },
+      { agentMs: -5 },
+      { prNumber: 0 },
+    ]) {
+      await expectConvexError(
+        t.mutation(internal.runs.updateStatus, { runId, status: "failed", ...args }),
+        "INVALID_ARGUMENT",
+      );
+    }
+    await expectConvexError(
+      t.mutation(internal.runs.updateStatus, {
+        runId,
+        status: "failed",
+        finalMessage: "m".repeat(70_000),
+      }),
+      "TOO_LARGE",
+    );
+    expect((await getRun(t, runId)).status).toBe("running");
   });
 });
 
 describe("runs:getTimeline", () => {
   test("steps, artifacts and events in time order; 250 events paged by cursor", async () => {
     const t = newTest();
-    const { runId, workOrderId } = await seedRun(t);
+    const { runId, workOrderId, user } = await seedRun(t);
     // Steps recorded out of order; one never started.
     for (const [name, startedAt] of [
       ["push", NOW + 3000],
@@ -435,10 +542,8 @@ describe("runs:getTimeline", () => {
     const pages = [];
     let cursor: string | null = null;
     for (;;) {
-      const page: Awaited<ReturnType<typeof t.query<typeof api.runs.getTimeline>>> = await t.query(
-        api.runs.getTimeline,
-        { runId, cursor, limit: 100 },
-      );
+      const page: Awaited<ReturnType<typeof t.query<typeof api.runs.getTimeline>>> =
+        await user.query(api.runs.getTimeline, { runId, cursor, limit: 100 });
       pages.push(page);
       if (page.isDone) break;
       cursor = page.continueCursor;
@@ -457,11 +562,15 @@ describe("runs:getTimeline", () => {
     expect(first.workOrder?._id).toBe(workOrderId);
     expect(first.steps.map((s) => s.name)).toEqual(["clone", "codex", "push", "pr"]);
     expect(first.artifacts.map((a) => a.label)).toEqual(["diff", "log", "pr"]);
+    // The operator's variant answers the same timeline for any run.
+    expect(await t.query(internal.runs.getTimelineAsOperator, { runId, limit: 100 })).toEqual(
+      first,
+    );
 
-    const defaults = await t.query(api.runs.getTimeline, { runId });
+    const defaults = await user.query(api.runs.getTimeline, { runId });
     expect(defaults.events).toHaveLength(100);
     expect(defaults.isDone).toBe(false);
-    const big = await t.query(api.runs.getTimeline, { runId, cursor: null, limit: 500 });
+    const big = await user.query(api.runs.getTimeline, { runId, cursor: null, limit: 500 });
     expect(big.events).toHaveLength(254);
     expect(big.isDone).toBe(true);
   });
@@ -470,12 +579,19 @@ describe("runs:getTimeline", () => {
     const t = newTest();
     const { runId } = await seedRun(t);
     await expectConvexError(
-      t.query(api.runs.getTimeline, { runId, limit: 501 }),
+      asUser(t).query(api.runs.getTimeline, { runId, limit: 501 }),
       "INVALID_ARGUMENT",
     );
     await t.run((ctx) => ctx.db.delete("runs", runId));
-    await expectConvexError(t.query(api.runs.getTimeline, { runId }), "NOT_FOUND");
+    await expectConvexError(asUser(t).query(api.runs.getTimeline, { runId }), "NOT_FOUND");
     // Not an id at all (a typo on the command line): the same code, not a validator error.
-    await expectConvexError(t.query(api.runs.getTimeline, { runId: "not-a-run" }), "NOT_FOUND");
+    await expectConvexError(
+      asUser(t).query(api.runs.getTimeline, { runId: "not-a-run" }),
+      "NOT_FOUND",
+    );
+    await expectConvexError(
+      t.query(internal.runs.getTimelineAsOperator, { runId: "not-a-run" }),
+      "NOT_FOUND",
+    );
   });
 });

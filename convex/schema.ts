@@ -14,6 +14,14 @@
  *   serves), so logs and diffs outlive the worker that made them.
  * - `run_status_counts`: one row per run status, kept in the same transaction as every run
  *   status change, so the dashboard reads five rows instead of counting runs.
+ * - Ownership: `chat_sessions.userId` (the seed's column) is the caller's identity
+ *   (`tokenIdentifier`, `<issuer>|<subject>`), copied as `userId` onto each work order and run
+ *   so that every read checks ownership on the document it reads.
+ * - `repositories`: the operator's registry of what jobs may target, with the checks each runs
+ *   (written only by internal functions).
+ * - Follow-ups and retries: `parentWorkOrderId` (the order whose branch a follow-up continues),
+ *   `retryOfWorkOrderId`, `freshStart` on work orders; usage and the agent's final message on
+ *   runs; `usage_totals`, one row of totals for the dashboard; `attempts` on steps.
  *
  * Index names list their fields in order, a Convex id field named by its table's role without
  * the `Id` suffix (`by_run_and_created_at` is `["runId", "createdAt"]`). Every read goes
@@ -51,6 +59,7 @@ export default defineSchema({
 
   workflow_requests: defineTable({
     sessionId: v.id("chat_sessions"),
+    userId: v.string(),
     triggerMessageId: v.id("chat_messages"),
     summary: v.string(),
     repo: v.string(),
@@ -60,11 +69,15 @@ export default defineSchema({
     status: workStatus,
     temporalWorkflowId: v.optional(v.string()),
     failureReason: v.optional(v.string()),
+    parentWorkOrderId: v.optional(v.id("workflow_requests")),
+    retryOfWorkOrderId: v.optional(v.id("workflow_requests")),
+    freshStart: v.optional(v.boolean()),
     createdAt: v.number(),
     updatedAt: v.number(),
   })
     .index("by_trigger_message", ["triggerMessageId"])
     .index("by_session_and_created_at", ["sessionId", "createdAt"])
+    .index("by_session_and_repo_and_created_at", ["sessionId", "repo", "createdAt"])
     .index("by_status_and_temporal_workflow_id_and_created_at", [
       "status",
       "temporalWorkflowId",
@@ -73,6 +86,7 @@ export default defineSchema({
 
   runs: defineTable({
     workflowRequestId: v.id("workflow_requests"),
+    userId: v.string(),
     temporalWorkflowId: v.string(),
     temporalRunId: v.string(),
     taskQueue: v.string(),
@@ -85,6 +99,7 @@ export default defineSchema({
     startedAt: v.number(),
     endedAt: v.optional(v.number()),
     failureReason: v.optional(v.any()),
+    prNumber: v.optional(v.number()),
     inputTokens: v.optional(v.number()),
     cachedInputTokens: v.optional(v.number()),
     outputTokens: v.optional(v.number()),
@@ -95,13 +110,37 @@ export default defineSchema({
     .index("by_temporal_workflow_id_and_temporal_run_id", ["temporalWorkflowId", "temporalRunId"])
     .index("by_workflow_request_and_started_at", ["workflowRequestId", "startedAt"])
     .index("by_status_and_started_at", ["status", "startedAt"])
-    .index("by_started_at", ["startedAt"]),
+    .index("by_started_at", ["startedAt"])
+    .index("by_user_and_started_at", ["userId", "startedAt"])
+    .index("by_user_and_status_and_started_at", ["userId", "status", "startedAt"]),
 
   run_status_counts: defineTable({
     status: workStatus,
     count: v.number(),
     updatedAt: v.number(),
   }).index("by_status", ["status"]),
+
+  usage_totals: defineTable({
+    inputTokens: v.number(),
+    cachedInputTokens: v.number(),
+    outputTokens: v.number(),
+    agentMs: v.number(),
+    updatedAt: v.number(),
+  }),
+
+  repositories: defineTable({
+    url: v.string(),
+    checks: v.array(v.string()),
+    baseBranch: v.optional(v.string()),
+    agentNetwork: v.boolean(),
+    checkNetwork: v.boolean(),
+    maxTokens: v.optional(v.number()),
+    maxAgentMinutes: v.optional(v.number()),
+    maxConcurrentRuns: v.optional(v.number()),
+    webhookUrl: v.optional(v.string()),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+  }).index("by_url", ["url"]),
 
   steps: defineTable({
     runId: v.id("runs"),

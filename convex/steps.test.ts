@@ -241,4 +241,32 @@ describe("steps:appendOrUpdate", () => {
       "NOT_FOUND",
     );
   });
+
+  test("attempts is stored when given, like payload; a bad count is INVALID_ARGUMENT", async () => {
+    const t = newTest();
+    const { runId } = await seedRun(t);
+    const base = { runId, name: "run_agent", kind: "activity" as const };
+    const { stepId } = await t.mutation(internal.steps.appendOrUpdate, {
+      ...base,
+      status: "running",
+      attempts: 1,
+    });
+    expect((await getStep(t, stepId)).attempts).toBe(1);
+    await t.mutation(internal.steps.appendOrUpdate, { ...base, status: "succeeded", attempts: 2 });
+    expect(await getStep(t, stepId)).toMatchObject({ status: "succeeded", attempts: 2 });
+    // After a terminal status nothing changes, attempts included.
+    await t.mutation(internal.steps.appendOrUpdate, { ...base, status: "failed", attempts: 3 });
+    expect((await getStep(t, stepId)).attempts).toBe(2);
+    for (const attempts of [0, 1.5]) {
+      await expectConvexError(
+        t.mutation(internal.steps.appendOrUpdate, {
+          ...base,
+          name: "x",
+          status: "running",
+          attempts,
+        }),
+        "INVALID_ARGUMENT",
+      );
+    }
+  });
 });

@@ -66,7 +66,8 @@ function sameValue(a: Value | undefined, b: Value | undefined): boolean {
  *   to now for a terminal status.
  * - Existing step: a higher-ranked status is applied; the same non-terminal status may fill in
  *   payload/logUrl; a lower rank, or anything after a terminal status, is ignored. The first
- *   startedAt and endedAt are kept. `kind` is fixed by the first call.
+ *   startedAt and endedAt are kept. `kind` is fixed by the first call. `attempts` (how many
+ *   times the step's activity ran) is stored when given, like payload.
  * Answers the stored status and whether this call wrote anything.
  */
 export const appendOrUpdate = internalMutation({

@@ -13,7 +13,16 @@ import { expect } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import type { ErrorCode, ErrorData } from "./lib/errors";
+import * as artifacts from "./artifacts";
+import * as events from "./events";
+import * as files from "./files";
+import * as repositories from "./repositories";
+import * as runs from "./runs";
 import schema from "./schema";
+import * as sessions from "./sessions";
+import * as steps from "./steps";
+import * as threads from "./threads";
+import * as workOrders from "./workOrders";
 
 /** Every module under convex/, lazily imported; the `_generated` key locates the root. */
 export const modules = import.meta.glob("./**/*.*s");
@@ -43,23 +52,53 @@ export async function expectConvexError(
   return data;
 }
 
-/** A session with one user message in it. */
-export async function seedMessage(t: T, content = "fix the flaky test in ci") {
-  const sessionId = await t.mutation(api.sessions.create, { userId: "user-1", title: "chat" });
-  const messageId = await t.mutation(api.threads.append, { sessionId, role: "user", content });
-  return { sessionId, messageId };
+/** The issuer of the identities the suites sign in with (convex-test's `withIdentity`). */
+export const ISSUER = "https://issuer.test";
+
+/** The user id (`tokenIdentifier`) Convex derives for `subject`. */
+export function userIdOf(subject: string): string {
+  return `${ISSUER}|${subject}`;
 }
 
-/** A queued work order created from a fresh message. */
-export async function seedWorkOrder(t: T, content?: string) {
-  const { sessionId, messageId } = await seedMessage(t, content);
-  const workOrderId = await t.mutation(api.workOrders.createFromMessage, {
+/** The test's functions called as the signed-in user `subject`. */
+export function asUser(t: T, subject = "user-1") {
+  return t.withIdentity({ subject, issuer: ISSUER, name: subject });
+}
+
+export type AsUser = ReturnType<typeof asUser>;
+
+/** The repository the seeded orders target, registered with one check. */
+export const REPO = "https://github.com/proompteng/lab.git";
+
+/** Register `url` (an operator's `jangar repos add`). */
+export async function register(
+  t: T,
+  url = REPO,
+  extra: { checks?: string[]; baseBranch?: string } = {},
+) {
+  return await t.mutation(internal.repositories.add, { url, checks: ["pytest -q"], ...extra });
+}
+
+/** A session of `subject` with one user message in it. */
+export async function seedMessage(t: T, content = "fix the flaky test in ci", subject = "user-1") {
+  const user = asUser(t, subject);
+  const sessionId = await user.mutation(api.sessions.create, { title: "chat" });
+  const messageId = await user.mutation(api.threads.append, { sessionId, content });
+  return { sessionId, messageId, user };
+}
+
+/** A queued chat work order (for a registered repository) created from a fresh message. */
+export async function seedWorkOrder(t: T, content?: string, subject = "user-1") {
+  const { sessionId, messageId, user } = await seedMessage(t, content, subject);
+  await register(t);
+  const workOrderId = await user.mutation(api.workOrders.createFromMessage, {
     sessionId,
     triggerMessageId: messageId,
     summary: "Fix the flaky test",
-    repo: "proompteng/lab",
+    repo: REPO,
+    freshStart: true,
   });
-  return { sessionId, messageId, workOrderId };
+  return { sessionId, messageId, workOrderId, user };
 }
 
 export function startArgs(workflowRequestId: Id<"workflow_requests">, runSuffix = "1") {
@@ -69,18 +108,65 @@ export function startArgs(workflowRequestId: Id<"workflow_requests">, runSuffix 
     temporalRunId: `run-${runSuffix}`,
     taskQueue: "jangar",
     workerId: "worker-a",
-    repo: "proompteng/lab",
+    repo: REPO,
     branch: "codex/fix-flaky-test",
     startedAt: 1_700_000_000_000,
   };
 }
 
 /** A work order with one running run. */
-export async function seedRun(t: T, startedAt = 1_700_000_000_000) {
-  const seeded = await seedWorkOrder(t);
+export async function seedRun(t: T, startedAt = 1_700_000_000_000, subject = "user-1") {
+  const seeded = await seedWorkOrder(t, undefined, subject);
   const runId = await t.mutation(internal.runs.start, {
     ...startArgs(seeded.workOrderId),
     startedAt,
   });
   return { ...seeded, runId };
+}
+
+/** How many documents `table` holds (at most 1000). */
+export async function countRows(
+  t: T,
+  table:
+    "chat_sessions" | "chat_messages" | "workflow_requests" | "runs" | "events" | "repositories",
+) {
+  return await t.run(async (ctx) => (await ctx.db.query(table).take(1000)).length);
+}
+
+// --- The registered functions, as the deployment sees them ---------------------------------------
+
+/** Every module that defines functions. */
+const MODULES: Record<string, Record<string, unknown>> = {
+  repositories,
+  sessions,
+  threads,
+  workOrders,
+  runs,
+  steps,
+  artifacts,
+  events,
+  files,
+};
+
+type Registered = {
+  isQuery?: boolean;
+  isMutation?: boolean;
+  isAction?: boolean;
+  isPublic?: boolean;
+  isInternal?: boolean;
+  exportArgs: () => string;
+  exportReturns: () => string;
+};
+
+export function registeredFunctions(): Record<string, Registered> {
+  const found: Record<string, Registered> = {};
+  for (const [moduleName, exports] of Object.entries(MODULES)) {
+    for (const [name, value] of Object.entries(exports)) {
+      const fn = value as Partial<Registered>;
+      if (typeof value === "function" && (fn.isQuery || fn.isMutation || fn.isAction)) {
+        found[`${moduleName}:${name}`] = fn as Registered;
+      }
+    }
+  }
+  return found;
 }

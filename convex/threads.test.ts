@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "./_generated/api";
 import { MAX_CONTENT_BYTES, MAX_VALUE_BYTES } from "./lib/guards";
-import { expectConvexError, newTest } from "./test.setup";
+import { type AsUser, asUser, expectConvexError, newTest } from "./test.setup";
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ["Date"] });
@@ -13,7 +13,11 @@ afterEach(() => {
 });
 
 async function session(t: ReturnType<typeof newTest>) {
-  return await t.mutation(api.sessions.create, { userId: "u1", title: "chat" });
+  return await asUser(t, "u1").mutation(api.sessions.create, { title: "chat" });
+}
+
+function u1(t: ReturnType<typeof newTest>): AsUser {
+  return asUser(t, "u1");
 }
 
 async function messageCount(t: ReturnType<typeof newTest>) {
@@ -25,7 +29,7 @@ describe("threads:append", () => {
     const t = newTest();
     const sessionId = await session(t);
     vi.setSystemTime(1_700_000_005_000);
-    const id = await t.mutation(api.threads.append, {
+    const id = await u1(t).mutation(api.threads.append, {
       sessionId,
       role: "user",
       content: "please fix ci",
@@ -49,8 +53,8 @@ describe("threads:append", () => {
   test("without clientMessageId every call appends", async () => {
     const t = newTest();
     const sessionId = await session(t);
-    const a = await t.mutation(api.threads.append, { sessionId, role: "user", content: "x" });
-    const b = await t.mutation(api.threads.append, { sessionId, role: "user", content: "x" });
+    const a = await u1(t).mutation(api.threads.append, { sessionId, role: "user", content: "x" });
+    const b = await u1(t).mutation(api.threads.append, { sessionId, role: "user", content: "x" });
     expect(a).not.toBe(b);
     expect(await messageCount(t)).toBe(2);
   });
@@ -59,9 +63,9 @@ describe("threads:append", () => {
     const t = newTest();
     const sessionId = await session(t);
     const args = { sessionId, role: "user" as const, content: "x", clientMessageId: "c-1" };
-    const first = await t.mutation(api.threads.append, args);
+    const first = await u1(t).mutation(api.threads.append, args);
     vi.setSystemTime(1_700_000_009_000);
-    const second = await t.mutation(api.threads.append, args);
+    const second = await u1(t).mutation(api.threads.append, args);
     expect(second).toBe(first);
     expect(await messageCount(t)).toBe(1);
     const s = await t.run((ctx) => ctx.db.get("chat_sessions", sessionId));
@@ -72,13 +76,13 @@ describe("threads:append", () => {
     const t = newTest();
     const s1 = await session(t);
     const s2 = await session(t);
-    const a = await t.mutation(api.threads.append, {
+    const a = await u1(t).mutation(api.threads.append, {
       sessionId: s1,
       role: "user",
       content: "x",
       clientMessageId: "c-1",
     });
-    const b = await t.mutation(api.threads.append, {
+    const b = await u1(t).mutation(api.threads.append, {
       sessionId: s2,
       role: "user",
       content: "x",
@@ -90,14 +94,14 @@ describe("threads:append", () => {
   test("a reused clientMessageId with other content is a CONFLICT", async () => {
     const t = newTest();
     const sessionId = await session(t);
-    await t.mutation(api.threads.append, {
+    await u1(t).mutation(api.threads.append, {
       sessionId,
       role: "user",
       content: "x",
       clientMessageId: "c-1",
     });
     await expectConvexError(
-      t.mutation(api.threads.append, {
+      u1(t).mutation(api.threads.append, {
         sessionId,
         role: "user",
         content: "y",
@@ -112,11 +116,11 @@ describe("threads:append", () => {
     const t = newTest();
     const sessionId = await session(t);
     await expectConvexError(
-      t.mutation(api.threads.append, { sessionId, role: "user", content: " \n" }),
+      u1(t).mutation(api.threads.append, { sessionId, role: "user", content: " \n" }),
       "INVALID_ARGUMENT",
     );
     await expectConvexError(
-      t.mutation(api.threads.append, {
+      u1(t).mutation(api.threads.append, {
         sessionId,
         role: "user",
         content: "x",
@@ -125,7 +129,7 @@ describe("threads:append", () => {
       "INVALID_ARGUMENT",
     );
     const big = await expectConvexError(
-      t.mutation(api.threads.append, {
+      u1(t).mutation(api.threads.append, {
         sessionId,
         role: "user",
         content: "x".repeat(MAX_CONTENT_BYTES + 1),
@@ -134,7 +138,7 @@ describe("threads:append", () => {
     );
     expect(big.message).toContain(`limit is ${MAX_CONTENT_BYTES} bytes`);
     const meta = await expectConvexError(
-      t.mutation(api.threads.append, {
+      u1(t).mutation(api.threads.append, {
         sessionId,
         role: "user",
         content: "x",
@@ -151,7 +155,7 @@ describe("threads:append", () => {
     const sessionId = await session(t);
     await t.run((ctx) => ctx.db.delete("chat_sessions", sessionId));
     await expectConvexError(
-      t.mutation(api.threads.append, { sessionId, role: "user", content: "x" }),
+      u1(t).mutation(api.threads.append, { sessionId, role: "user", content: "x" }),
       "NOT_FOUND",
     );
   });
@@ -161,7 +165,22 @@ describe("threads:append", () => {
     const sessionId = await session(t);
     await expect(
       // @ts-expect-error role outside the union
-      t.mutation(api.threads.append, { sessionId, role: "robot", content: "x" }),
+      u1(t).mutation(api.threads.append, { sessionId, role: "robot", content: "x" }),
     ).rejects.toThrow(/Validator error/);
+  });
+
+  test("clients append only user messages: assistant and system are INVALID_ARGUMENT", async () => {
+    const t = newTest();
+    const sessionId = await session(t);
+    for (const role of ["assistant", "system"] as const) {
+      const err = await expectConvexError(
+        u1(t).mutation(api.threads.append, { sessionId, role, content: "I am the system" }),
+        "INVALID_ARGUMENT",
+      );
+      expect(err.message).toContain("clients append only");
+    }
+    expect(await messageCount(t)).toBe(0);
+    const id = await u1(t).mutation(api.threads.append, { sessionId, content: "no role given" });
+    expect((await t.run((ctx) => ctx.db.get("chat_messages", id)))?.role).toBe("user");
   });
 });

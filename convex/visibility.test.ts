@@ -1,17 +1,11 @@
 /**
- * Names and visibility exactly as README.md lists them: the worker's writers and the dispatcher's
- * helpers are internal (only callable with the admin key), chat-side functions and UI reads
- * are public, and every function declares `args` and `returns` validators.
+ * Names and visibility exactly as README.md lists them: the worker's writers, the dispatcher's
+ * helpers, the registry and every read across users are internal (only callable with the admin
+ * or deploy key), the chat side's functions are public (and need a signed-in user: auth.test.ts),
+ * and every function declares `args` and `returns` validators.
  */
 import { describe, expect, test } from "vitest";
-import * as artifacts from "./artifacts";
-import * as events from "./events";
-import * as files from "./files";
-import * as runs from "./runs";
-import * as sessions from "./sessions";
-import * as steps from "./steps";
-import * as threads from "./threads";
-import * as workOrders from "./workOrders";
+import { registeredFunctions } from "./test.setup";
 
 type Kind = "query" | "mutation";
 type Visibility = "public" | "internal";
@@ -24,58 +18,36 @@ const CONTRACT: Record<string, [Kind, Visibility]> = {
   "workOrders:createFromMessage": ["mutation", "public"],
   "workOrders:listBySession": ["query", "public"],
   "workOrders:get": ["query", "public"],
+  "workOrders:getAsOperator": ["query", "internal"],
+  "workOrders:submitAsOperator": ["mutation", "internal"],
   "workOrders:listQueued": ["query", "internal"],
+  "workOrders:listDispatchable": ["query", "internal"],
+  "workOrders:getForJob": ["query", "internal"],
+  "workOrders:retry": ["mutation", "internal"],
   "workOrders:markDispatched": ["mutation", "internal"],
   // Added beyond the seed: the dispatcher (worker/runtime/dispatcher.py) calls it for an order it cannot run.
   "workOrders:reject": ["mutation", "internal"],
-  "workOrders:getForJob": ["query", "internal"],
   "runs:start": ["mutation", "internal"],
   "runs:updateStatus": ["mutation", "internal"],
-  "runs:getDashboard": ["query", "public"],
+  // Aggregates across users are for operators.
+  "runs:getDashboard": ["query", "internal"],
+  "runs:listAll": ["query", "internal"],
   "runs:list": ["query", "public"],
   "runs:getLatestForWorkOrder": ["query", "public"],
+  "runs:getLatestForWorkOrderAsOperator": ["query", "internal"],
   "runs:getTimeline": ["query", "public"],
+  "runs:getTimelineAsOperator": ["query", "internal"],
   "steps:appendOrUpdate": ["mutation", "internal"],
   "artifacts:add": ["mutation", "internal"],
   "events:append": ["mutation", "internal"],
   "events:appendBatch": ["mutation", "internal"],
   "files:generateUploadUrl": ["mutation", "internal"],
   "files:getUrl": ["query", "internal"],
+  "repositories:add": ["mutation", "internal"],
+  "repositories:list": ["query", "internal"],
+  "repositories:get": ["query", "internal"],
+  "repositories:remove": ["mutation", "internal"],
 };
-
-const MODULES: Record<string, Record<string, unknown>> = {
-  sessions,
-  threads,
-  workOrders,
-  runs,
-  steps,
-  artifacts,
-  events,
-  files,
-};
-
-type Registered = {
-  isQuery?: boolean;
-  isMutation?: boolean;
-  isAction?: boolean;
-  isPublic?: boolean;
-  isInternal?: boolean;
-  exportArgs: () => string;
-  exportReturns: () => string;
-};
-
-function registeredFunctions(): Record<string, Registered> {
-  const found: Record<string, Registered> = {};
-  for (const [moduleName, exports] of Object.entries(MODULES)) {
-    for (const [name, value] of Object.entries(exports)) {
-      const fn = value as Partial<Registered>;
-      if (typeof value === "function" && (fn.isQuery || fn.isMutation || fn.isAction)) {
-        found[`${moduleName}:${name}`] = fn as Registered;
-      }
-    }
-  }
-  return found;
-}
 
 describe("function registry", () => {
   test("exactly the contract's functions are exported", () => {
@@ -95,5 +67,17 @@ describe("function registry", () => {
     const fn = registeredFunctions()[path];
     expect(JSON.parse(fn.exportArgs()).type).toBe("object");
     expect(JSON.parse(fn.exportReturns())).not.toBeNull();
+  });
+
+  const publicPaths = Object.entries(CONTRACT)
+    .filter(([, [, visibility]]) => visibility === "public")
+    .map(([path]) => path);
+
+  test.each(publicPaths)("%s takes no user id: the user comes from the caller's token", (path) => {
+    const args = JSON.parse(registeredFunctions()[path].exportArgs()) as {
+      value: Record<string, unknown>;
+    };
+    const names = Object.keys(args.value).map((name) => name.toLowerCase());
+    expect(names.filter((name) => name.includes("user"))).toEqual([]);
   });
 });

@@ -1,10 +1,18 @@
 """`make run` (``python -m tools.run_demo``): one real job, end to end, on the embedded local stack.
 
-Starts the Temporal dev server and the local Convex backend, runs the worker in this process,
-creates a sample repository (a bare "remote" with one commit), submits a work order from a chat
-message, follows the run live and prints its timeline, then stops everything it started.
-The agent is the real Codex CLI when it is installed and configured; otherwise the stand-in
-under tools/standins/, with a notice saying so.
+Starts the Temporal dev server and the local Convex backend (verifying user tokens, as
+``jangar dev`` starts it), runs the worker in this process, creates a sample repository (a bare
+"remote" with one commit) and plays both sides of the product:
+
+- the operator registers the repository with its check (``repositories:add``, admin key);
+- the chat user, with a token as the UI would hold, opens a session, sends the message and
+  creates the work order from it (public functions: the order names the registered repository
+  and carries no commands);
+- the job is started at once (the admin key links it), and the run is followed live and its
+  timeline printed through the user's own reads.
+
+Then it stops everything it started. The agent is the real Codex CLI when it is installed and
+configured; otherwise the stand-in under tools/standins/, with a notice saying so.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from activities.convex_client import ConvexClient
 from activities.sandbox import SandboxConfig, SandboxUnavailable, probe
-from worker.cli.submit import SubmitRequest, create_work_order, follow, print_timeline, start_now
+from worker.cli.submit import USER_READS, Submitted, follow, print_timeline, start_now
 from worker.factories import convex_client
-from worker.local.local_convex import DEV_ADMIN_KEY, start_local_backend
+from worker.local.dev_auth import start_auth_backend
+from worker.local.local_convex import DEV_ADMIN_KEY
 from worker.local.processes import start_temporal_dev_server
 from worker.runtime.workers import run_worker
 from worker.settings import load_settings
@@ -74,6 +84,17 @@ def codex_is_configured() -> bool:
     )
 
 
+async def chat_order(user: ConvexClient, repo: str, prompt: str) -> Submitted:
+    """What the chat UI does with the user's token: a session, the message, the order."""
+    session = await user.mutation("sessions:create", {"title": "make run"})
+    message = await user.mutation("threads:append", {"sessionId": session, "content": prompt})
+    order = await user.mutation(
+        "workOrders:createFromMessage",
+        {"sessionId": session, "triggerMessageId": message, "summary": prompt, "repo": repo},
+    )
+    return Submitted(str(session), str(message), str(order))
+
+
 async def main() -> int:
     runs = ROOT / ".jangar" / "make-run"
     runs.mkdir(parents=True, exist_ok=True)
@@ -94,7 +115,7 @@ async def main() -> int:
     temporal = start_temporal_dev_server(base / "temporal")
     convex = None
     try:
-        convex = start_local_backend(admin_key=DEV_ADMIN_KEY)
+        convex = start_auth_backend(base / "data", admin_key=DEV_ADMIN_KEY)
         overrides: dict[str, object] = {
             "temporal_address": temporal.address,
             "convex_url": convex.url,
@@ -120,20 +141,22 @@ async def main() -> int:
         worker = asyncio.create_task(run_worker(settings, stop=stop))
         try:
             prompt = "Add a NOTES.md that explains what greet() does."
-            async with convex_client(settings) as client:
-                submitted = await create_work_order(
-                    client,
-                    SubmitRequest(
-                        repo=str(repo),
-                        prompt=prompt,
-                        user="make-run",
-                        checks=["python3 -m py_compile greet.py"],
-                    ),
+            token = convex.token("make-run", name="make run")
+            async with (
+                convex_client(settings) as operator,
+                ConvexClient(convex.url, token=token) as user,
+            ):
+                await operator.mutation(
+                    "repositories:add",
+                    {"url": str(repo), "checks": ["python3 -m py_compile greet.py"]},
                 )
-                await start_now(client, settings, submitted, prompt)
+                print(f"operator: registered {repo} with its check")
+                submitted = await chat_order(user, str(repo), prompt)
+                print(f"user {convex.user_id('make-run')}: work order {submitted.work_order_id}")
+                await start_now(operator, settings, submitted, prompt)
                 print(f"work order {submitted.work_order_id} -> workflow {submitted.workflow_id}")
                 async with asyncio.timeout(600):
-                    await follow(client, submitted, out=sys.stdout)
+                    await follow(user, submitted, out=sys.stdout, reads=USER_READS)
             print()
             print_timeline(submitted)
         finally:

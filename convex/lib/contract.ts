@@ -55,6 +55,8 @@ export const ERROR_CODES = [
   "TOO_LARGE",
   "INVALID_ARGUMENT",
   "CONFLICT",
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -95,7 +95,7 @@ export async function getRunByStringOrThrow(ctx: QueryCtx, runId: string): Promi
   return await getRunOrThrow(ctx, id);
 }
 
-/** Load a document or fail with NOT_FOUND naming what was missing. */
+/** Load a document named by a typed id or fail with NOT_FOUND (internal functions). */
 export async function getRunOrThrow(ctx: QueryCtx, runId: Id<"runs">): Promise<Doc<"runs">> {
   const run = await ctx.db.get("runs", runId);
   if (run === null) fail("NOT_FOUND", `run ${runId} does not exist`);

@@ -26,6 +26,7 @@ from activities.models import JobSpec, PrepareWorkspaceInput, RunAgentInput, Wor
 from activities.sandbox import SandboxConfig
 from activities.storage import FileStore
 from tests.git_repos import git, make_bare_repo
+from worker.cli.submit import submit_as_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tools" / "standins" / "codex_standin.py"
@@ -159,14 +160,9 @@ def activity_env() -> Iterator[RecordingEnvironment]:
 
 async def convex_run(convex: ConvexClient, repo: str) -> tuple[str, str]:
     """A real work order and run in the local backend: the agent's live events need one."""
-    session = await convex.mutation("sessions:create", {"userId": "activity-test", "title": "t"})
-    message = await convex.mutation(
-        "threads:append", {"sessionId": session, "role": "user", "content": "do it"}
-    )
-    order = await convex.mutation(
-        "workOrders:createFromMessage",
-        {"sessionId": session, "triggerMessageId": message, "summary": "t", "repo": repo},
-    )
+    order = (
+        await submit_as_operator(convex, repo=repo, prompt="do it", title="t", user="activity-test")
+    ).work_order_id
     run = await convex.mutation(
         "runs:start",
         {

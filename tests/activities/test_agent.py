@@ -27,7 +27,7 @@ async def stored_text(convex: ConvexClient, storage_id: str) -> str:
 
 
 async def agent_events(convex: ConvexClient, run_id: str) -> list[dict[str, object]]:
-    page = await convex.query("runs:getTimeline", {"runId": run_id, "limit": 500})
+    page = await convex.query("runs:getTimelineAsOperator", {"runId": run_id, "limit": 500})
     return [e["data"] for e in page["events"] if "agent" in (e.get("data") or {})]
 
 

@@ -24,6 +24,7 @@ from activities.convex_client import (
     ConvexRequestError,
     ConvexUnavailableError,
 )
+from worker.cli.submit import submit_as_operator
 from worker.local.local_convex import RunningBackend
 
 T0 = 1_700_000_000_000  # ms timestamps, passed as Python ints on purpose
@@ -40,23 +41,11 @@ class Seeded:
 
 async def seed_work_order(client: ConvexClient) -> Seeded:
     tag = uuid.uuid4().hex[:12]
-    repo = f"jangar-tests/repo-{tag}"
-    session_id = await client.mutation(
-        "sessions:create", {"userId": f"user-{tag}", "title": f"chat {tag}"}
+    repo = f"https://git.example.test/jangar-tests/repo-{tag}.git"
+    ids = await submit_as_operator(
+        client, repo=repo, prompt="fix the test", title="Fix the flaky test", user=f"user-{tag}"
     )
-    message_id = await client.mutation(
-        "threads:append", {"sessionId": session_id, "role": "user", "content": "fix the test"}
-    )
-    work_order_id = await client.mutation(
-        "workOrders:createFromMessage",
-        {
-            "sessionId": session_id,
-            "triggerMessageId": message_id,
-            "summary": "Fix the flaky test",
-            "repo": repo,
-        },
-    )
-    return Seeded(session_id, message_id, work_order_id, repo)
+    return Seeded(ids.session_id, ids.message_id, ids.work_order_id, repo)
 
 
 def start_args(seeded: Seeded, run_suffix: str = "1") -> dict[str, Any]:
@@ -79,7 +68,7 @@ async def seed_run(client: ConvexClient) -> tuple[Seeded, str]:
 
 
 async def timeline(client: ConvexClient, run_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = await client.query("runs:getTimeline", {"runId": run_id})
+    result: dict[str, Any] = await client.query("runs:getTimelineAsOperator", {"runId": run_id})
     return result
 
 
@@ -92,7 +81,7 @@ async def test_run_start_twice_gives_one_id(convex_client: ConvexClient) -> None
     second = await convex_client.mutation("runs:start", start_args(seeded))
     assert first == second
     latest = await convex_client.query(
-        "runs:getLatestForWorkOrder", {"workflowRequestId": seeded.work_order_id}
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": seeded.work_order_id}
     )
     assert latest["_id"] == first
     assert latest["status"] == "running"
@@ -155,7 +144,7 @@ async def test_run_status_succeeded_to_running_is_refused_with_a_typed_error(
 async def test_internal_function_without_the_key_is_refused(
     convex_client: ConvexClient, anon_client: ConvexClient
 ) -> None:
-    seeded = await seed_work_order(anon_client)  # the chat side is public
+    seeded = await seed_work_order(convex_client)
     with pytest.raises(ConvexRequestError) as caught:
         await anon_client.mutation("runs:start", start_args(seeded))
     assert caught.value.retryable is False
@@ -163,7 +152,7 @@ async def test_internal_function_without_the_key_is_refused(
     assert "Could not find public function for 'runs:start'" in str(caught.value)
     assert (
         await convex_client.query(
-            "runs:getLatestForWorkOrder", {"workflowRequestId": seeded.work_order_id}
+            "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": seeded.work_order_id}
         )
         is None
     )

@@ -105,7 +105,7 @@ def test_branch_error_says_why() -> None:
     ("repo", "kind"),
     [
         ("https://github.com/octo/widgets.git", "https"),
-        ("http://git.local:8080/team/repo", "https"),
+        ("https://git.local:8080/team/repo", "https"),
         ("ssh://git@github.com/octo/widgets.git", "ssh"),
         ("git@github.com:octo/widgets.git", "ssh"),
         ("file:///srv/git/repo.git", "file"),
@@ -119,7 +119,17 @@ def test_repo_forms_accepted(repo: str, kind: str) -> None:
 
 @pytest.mark.parametrize(
     "repo",
-    ["relative/path", "ftp://host/x", "https://", "--upload-pack=evil", "https://h/", " /x", ""],
+    [
+        "relative/path",
+        "ftp://host/x",
+        "https://",
+        "--upload-pack=evil",
+        "https://h/",
+        " /x",
+        "",
+        "http://git.local/team/repo",  # git runs over https and ssh only
+        "ext::sh -c id",
+    ],
 )
 def test_repo_forms_refused(repo: str) -> None:
     with pytest.raises(ValidationError, match="repo"):

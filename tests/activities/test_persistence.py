@@ -14,19 +14,13 @@ from activities.contract import ERROR_CODES
 from activities.convex_client import ConvexClient
 from activities.persistence import CONVEX_REQUEST_ERROR, CONVEX_UNAVAILABLE, PersistenceActivities
 from activities.persistence_models import EventAppend, RunStart, RunStatusUpdate, StepUpdate
+from worker.cli.submit import submit_as_operator
 from worker.local.processes import free_port
 from workflows.policies import NON_RETRYABLE_PERSISTENCE_ERRORS
 
 
 async def new_run(convex: ConvexClient) -> tuple[str, str]:
-    session = await convex.mutation("sessions:create", {"userId": "p", "title": "t"})
-    message = await convex.mutation(
-        "threads:append", {"sessionId": session, "role": "user", "content": "go"}
-    )
-    order = await convex.mutation(
-        "workOrders:createFromMessage",
-        {"sessionId": session, "triggerMessageId": message, "summary": "s", "repo": "/r"},
-    )
+    order = (await submit_as_operator(convex, repo="/r", prompt="go", title="s")).work_order_id
     acts = PersistenceActivities(convex, worker_id="worker-7")
     start = RunStart(
         workflow_request_id=order,
@@ -62,7 +56,9 @@ async def test_writers_reach_the_real_functions_and_absorb_repeats(
     final = RunStatusUpdate(run_id=run_id, status="succeeded", ended_at=2000.0)
     assert (await env.run(acts.update_run_status, final)).changed
     assert not (await env.run(acts.update_run_status, final)).changed
-    run = await convex_client.query("runs:getLatestForWorkOrder", {"workflowRequestId": order})
+    run = await convex_client.query(
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": order}
+    )
     assert run["workerId"] == "worker-7" and run["status"] == "succeeded"
 
 

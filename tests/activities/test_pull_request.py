@@ -39,9 +39,10 @@ def jobs_for(
 
 
 def pr_input(github: GitHubApiStandin, repo: str = "octo/widgets") -> OpenPullRequestInput:
-    # The remote lives on the host the API serves (127.0.0.1 for the stand-in).
+    # The remote lives on the host the API serves (127.0.0.1 for the stand-in); git remotes
+    # are https (the stand-in API itself answers plain http).
     return OpenPullRequestInput(
-        repo=f"{github.url}/{repo}.git",
+        repo=f"{github.url.replace('http://', 'https://')}/{repo}.git",
         branch="codex/wo1",
         base_branch="main",
         title="Add a greeting",
@@ -174,7 +175,10 @@ async def test_unreachable_api_is_retryable(
     api = f"http://127.0.0.1:{port}"
     config = make_config(tmp_path, github_api_url=api, github_token="t")
     inp = OpenPullRequestInput(
-        repo=f"{api}/octo/widgets.git", branch="codex/x", base_branch="main", title="t"
+        repo=f"https://127.0.0.1:{port}/octo/widgets.git",
+        branch="codex/x",
+        base_branch="main",
+        title="t",
     )
     with pytest.raises(ApplicationError) as caught:
         jobs = JobActivities(config, convex=OFFLINE_CONVEX, sandbox=make_sandbox(config))

@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.git_repos import git
 from tests.integration.conftest import Stack, running_stack
 from tools.convex_proxy import FlakyProxy
+from worker.cli.submit import submit_as_operator
 from worker.local.local_convex import RunningBackend
 from workflows.codex_job import CodexJobWorkflow
 from workflows.models import CodexJobInput, CodexJobResult
@@ -51,25 +52,16 @@ async def new_work_order(
     base_branch: str | None = None,
     checks: list[str] | None = None,
 ) -> CodexJobInput:
-    convex = stack.convex
-    session = await convex.mutation(
-        "sessions:create", {"userId": f"it-{uuid.uuid4().hex[:6]}", "title": "integration"}
+    order = await submit_as_operator(
+        stack.convex,
+        repo=str(repo),
+        prompt=prompt,
+        title="it",
+        user=f"it-{uuid.uuid4().hex[:6]}",
+        baseBranch=base_branch,
+        checks=checks,
     )
-    message = await convex.mutation(
-        "threads:append", {"sessionId": session, "role": "user", "content": prompt}
-    )
-    args: dict[str, Any] = {
-        "sessionId": session,
-        "triggerMessageId": message,
-        "summary": "it",
-        "repo": str(repo),
-    }
-    if base_branch:
-        args["baseBranch"] = base_branch
-    if checks:
-        args["checks"] = checks
-    order = await convex.mutation("workOrders:createFromMessage", args)
-    return CodexJobInput(work_order_id=order)
+    return CodexJobInput(work_order_id=order.work_order_id)
 
 
 async def start(stack: Stack, job: CodexJobInput) -> WorkflowHandle[Any, CodexJobResult]:
@@ -84,10 +76,12 @@ async def start(stack: Stack, job: CodexJobInput) -> WorkflowHandle[Any, CodexJo
 
 async def full_timeline(stack: Stack, work_order_id: str) -> dict[str, Any]:
     run = await stack.convex.query(
-        "runs:getLatestForWorkOrder", {"workflowRequestId": work_order_id}
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": work_order_id}
     )
     assert run is not None
-    page = await stack.convex.query("runs:getTimeline", {"runId": run["_id"], "limit": 500})
+    page = await stack.convex.query(
+        "runs:getTimelineAsOperator", {"runId": run["_id"], "limit": 500}
+    )
     assert page["isDone"]
     return dict(page)
 
@@ -167,7 +161,7 @@ async def test_a_job_on_this_projects_repository_survives_a_flaky_convex(
     agent_events = [e for e in tl["events"] if "agent" in (e.get("data") or {})]
     assert len(agent_events) >= 5
     assert tl["events"][-1]["data"] == {"status": "succeeded"}
-    runs = await stack.convex.query("runs:list", {"limit": 100})
+    runs = await stack.convex.query("runs:listAll", {"limit": 100})
     assert [r["_id"] for r in runs if r["workflowRequestId"] == job.work_order_id] == [run["_id"]]
 
 

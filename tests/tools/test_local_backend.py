@@ -346,10 +346,10 @@ async def test_calls_run_one_at_a_time(
     """Concurrent requests all answer correctly: the server queues them for convex-test."""
 
     async def create(i: int) -> str:
-        body = {"path": "sessions:create", "args": {"userId": f"conc-{i}", "title": "t"}}
-        answer = (await call(http, "/api/mutation", body)).json()
+        body = {"path": "repositories:add", "args": {"url": f"https://git.example.test/c/r{i}"}}
+        answer = (await call(http, "/api/mutation", body, admin(convex_backend.admin_key))).json()
         assert answer["status"] == "success", answer
-        value: str = answer["value"]
+        value: str = answer["value"]["repositoryId"]
         return value
 
     ids = await asyncio.gather(*(create(i) for i in range(20)))

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from activities.convex_client import ConvexClient
+from worker.cli.submit import submit_as_operator
 from worker.local.local_convex import RunningBackend, start_local_backend
 from worker.local.processes import ManagedProcess, start_temporal_dev_server, stop_process
 
@@ -227,19 +228,13 @@ async def create_order(
     summary: str = "operator test",
     **extra: Any,
 ) -> str:
-    """Session -> user message -> work order, as the chat side does; returns the order id."""
-    session = await convex.mutation(
-        "sessions:create", {"userId": f"op-{uuid.uuid4().hex[:8]}", "title": summary[:80]}
+    """Session, user message and work order in the operator's one mutation; returns the order
+    id. ``extra``: ``baseBranch``, ``branchHint``, ``checks``..., as the mutation names them."""
+    user = f"op-{uuid.uuid4().hex[:8]}"
+    submitted = await submit_as_operator(
+        convex, repo=repo, prompt=prompt, title=summary, user=user, **extra
     )
-    message = await convex.mutation(
-        "threads:append", {"sessionId": session, "role": "user", "content": prompt}
-    )
-    order: str = await convex.mutation(
-        "workOrders:createFromMessage",
-        {"sessionId": session, "triggerMessageId": message, "summary": summary, "repo": repo}
-        | extra,
-    )
-    return order
+    return submitted.work_order_id
 
 
 async def wait_until(

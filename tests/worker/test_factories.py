@@ -50,3 +50,12 @@ def test_job_config_carries_the_job_settings_of_the_worker(tmp_path: Path) -> No
     assert config.worker_id == "w-1"
     assert config.github_token is not None and config.github_token.get_secret_value() == "ghp_x"
     assert "ghp_x" not in repr(config)
+
+
+def test_local_repositories_are_off_unless_the_operator_allows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JANGAR_ALLOW_LOCAL_REPOS", raising=False)
+    assert factories.job_config(load_settings(data_dir=tmp_path)).allow_local_repos is False
+    monkeypatch.setenv("JANGAR_ALLOW_LOCAL_REPOS", "true")
+    assert factories.job_config(load_settings(data_dir=tmp_path)).allow_local_repos is True

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.convex_client import ConvexClient
+from worker.cli.submit import submit_as_operator
 from worker.runtime.registry import workflows
 from workflows.models import CodexJobInput, records_task_queue
 from workflows.policies import HEARTBEAT_THROTTLE
@@ -21,21 +22,16 @@ MakeWorkOrder = Callable[..., Awaitable[CodexJobInput]]
 
 @pytest.fixture
 def make_work_order(convex_client: ConvexClient) -> MakeWorkOrder:
-    """Session -> user message -> work order, as the chat side creates them."""
+    """Session, user message and work order, in the operator's one mutation."""
 
     async def make(
         repo: str = "https://github.example/acme/app.git", prompt: str = "Add a NOTES.md"
     ) -> CodexJobInput:
         user = f"user-{uuid.uuid4().hex[:8]}"
-        session = await convex_client.mutation("sessions:create", {"userId": user, "title": "t"})
-        message = await convex_client.mutation(
-            "threads:append", {"sessionId": session, "role": "user", "content": prompt}
+        order = await submit_as_operator(
+            convex_client, repo=repo, prompt=prompt, title="notes", user=user
         )
-        order = await convex_client.mutation(
-            "workOrders:createFromMessage",
-            {"sessionId": session, "triggerMessageId": message, "summary": "notes", "repo": repo},
-        )
-        return CodexJobInput(work_order_id=order)
+        return CodexJobInput(work_order_id=order.work_order_id)
 
     return make
 

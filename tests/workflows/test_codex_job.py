@@ -22,7 +22,7 @@ from workflows.models import CodexJobInput, CodexJobResult
 
 
 async def timeline(convex: ConvexClient, run_id: str) -> dict[str, Any]:
-    page = await convex.query("runs:getTimeline", {"runId": run_id, "limit": 500})
+    page = await convex.query("runs:getTimelineAsOperator", {"runId": run_id, "limit": 500})
     assert page["isDone"]
     return dict(page)
 
@@ -50,7 +50,9 @@ async def run_job(
             )
         except WorkflowFailureError as exc:
             outcome = exc
-    run = await convex.query("runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id})
+    run = await convex.query(
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": job.work_order_id}
+    )
     return outcome, (await timeline(convex, run["_id"]) if run is not None else None)
 
 
@@ -231,7 +233,9 @@ async def test_an_order_the_job_cannot_run_ends_failed_with_its_reason(
     assert isinstance(result.cause, ApplicationError)
     assert result.cause.type == "InvalidWorkOrder" and result.cause.non_retryable
     assert tl is None  # no run was started
-    order = await convex_client.query("workOrders:get", {"workflowRequestId": job.work_order_id})
+    order = await convex_client.query(
+        "workOrders:getAsOperator", {"workflowRequestId": job.work_order_id}
+    )
     assert order["status"] == "failed"
     assert "contains '..'" in order["failureReason"]
 
@@ -260,7 +264,7 @@ async def test_cancellation_during_the_agent_cancels_the_run(
     assert scenario.agent_cancelled.is_set(), "the agent activity was not cancelled"
     assert "commit_and_push" not in scenario.calls
     run = await convex_client.query(
-        "runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id}
+        "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": job.work_order_id}
     )
     tl = await timeline(convex_client, run["_id"])
     assert tl["run"]["status"] == "canceled"
@@ -297,7 +301,7 @@ async def test_convex_failing_then_recovering_still_records_everything_once(
     assert len(tl["events"]) == len(steady["events"])
     keys = event_keys(tl)
     assert len(keys) == len(set(keys))
-    runs = await convex_client.query("runs:list", {"limit": 100})
+    runs = await convex_client.query("runs:listAll", {"limit": 100})
     assert sum(1 for r in runs if r["workflowRequestId"] == job.work_order_id) == 1
 
 
@@ -335,7 +339,7 @@ async def test_a_run_that_ends_has_every_record_before_its_final_status(
         async def _flaky(self, name: str, call: Any) -> Any:
             if name == "update_run_status":
                 run = await convex_client.query(
-                    "runs:getLatestForWorkOrder", {"workflowRequestId": job.work_order_id}
+                    "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": job.work_order_id}
                 )
                 seen.update(await timeline(convex_client, run["_id"]))
             return await call()

@@ -1,8 +1,13 @@
-"""The ``jangar`` command line: worker, dispatcher, dev stack, submit, runs, replay.
+"""The ``jangar`` command line: worker, dispatcher, dev stack, token, submit, repos, runs, replay.
 
 Exit codes: 0 success (``submit --wait``: the run succeeded); 1 the run failed or was canceled,
 or a server could not be reached or refused; 2 a bad argument or setting (the message names
-it); 130 interrupted. Messages and the live view go to stderr; results to stdout.
+it; a bad argument writes nothing); 130 interrupted. Messages and the live view go to stderr;
+results to stdout.
+
+Operator commands (``submit``, ``repos``, ``runs``) call internal functions and need
+``CONVEX_ADMIN_KEY`` or ``CONVEX_DEPLOY_KEY``; without one they exit 2. ``token`` prints a
+development user token (``jangar dev``'s key) for the chat-side, public functions.
 
 ``--json`` prints one JSON document on stdout. The shapes are stable; documents from Convex
 ("run doc", "step doc"...) carry the fields of convex/schema.ts plus ``_id`` and
@@ -19,7 +24,7 @@ it); 130 interrupted. Messages and the live view go to stderr; results to stdout
      "timeline": TIMELINE | null}  # with --wait once the run ended, else null
 
 A notice on stderr (not an error, exit 0) says when the job was left to a dispatcher: Temporal
-unreachable, or no CONVEX_ADMIN_KEY to link the order with.
+unreachable.
 
 ``jangar runs show RUN_ID --json`` prints a TIMELINE::
 
@@ -27,7 +32,9 @@ unreachable, or no CONVEX_ADMIN_KEY to link the order with.
      "steps": [step doc], "artifacts": [artifact doc], "events": [event doc]}
     # steps in the order they started, artifacts and events in time order, all events
 
-``jangar runs list --json`` prints ``[run doc]``, newest first.
+``jangar runs list --json`` prints ``[run doc]``, newest first (every user's runs).
+
+``jangar repos list --json`` prints ``[repository doc]``, by URL.
 
 ``jangar replay --json`` prints ``{"replayed": int, "failures": {workflowId: str}}``.
 """
@@ -44,7 +51,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from activities.contract import MAX_PROMPT_CHARS, WORK_STATUSES
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings import Settings, SettingsError, env_name, load_settings
 
 
 class UsageError(Exception):
@@ -133,7 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=_port, default=None, help="default METRICS_PORT; 0: no metrics"
     )
 
-    submit = sub.add_parser("submit", help="create a work order from a chat message")
+    token = sub.add_parser(
+        "token", help="print a development user token (signed with `jangar dev`'s key)"
+    )
+    token.add_argument("--user", required=True, type=_non_empty("--user"), help="the token's sub")
+    token.add_argument("--name", default=None, help="the token's name claim")
+    token.add_argument(
+        "--ttl", type=_positive_float, default=3600.0, help="lifetime in seconds (default 3600)"
+    )
+    token.add_argument("--data-dir", default=None, help="where `jangar dev` keeps its key")
+
+    submit = sub.add_parser("submit", help="an operator's work order (admin key)")
     submit.add_argument("--repo", required=True, type=_non_empty("--repo"), help="URL or path")
     submit.add_argument("--prompt", required=True, type=_prompt)
     submit.add_argument(
@@ -157,15 +174,39 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_empty("--title"),
         help="work order summary (default: the prompt's first line)",
     )
-    submit.add_argument("--check", action="append", default=[], metavar="CMD", help="repeatable")
+    submit.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="repeatable; default: the repository's registered checks",
+    )
     submit.add_argument("--session", type=_single_token("--session"), help="reuse this session")
+    submit.add_argument(
+        "--fresh-start",
+        action="store_true",
+        help="do not continue the session's last order for this repository",
+    )
     submit.add_argument("--wait", action="store_true", help="follow the run until it ends")
     submit.add_argument(
         "--timeout", type=_positive_float, default=None, help="seconds to wait at most"
     )
     submit.add_argument("--json", action="store_true", help="machine-readable output")
 
-    runs = sub.add_parser("runs", help="list runs or show one run's timeline")
+    repos = sub.add_parser("repos", help="the repository registry: what jobs may target")
+    repos_sub = repos.add_subparsers(dest="repos_command", required=True, metavar="SUBCOMMAND")
+    repos_add = repos_sub.add_parser("add", help="register a repository (or replace its entry)")
+    repos_add.add_argument("url", metavar="URL", type=_non_empty("URL"))
+    repos_add.add_argument(
+        "--check", action="append", default=[], metavar="CMD", help="a check its jobs run"
+    )
+    repos_add.add_argument("--base", type=_single_token("--base"), help="default base branch")
+    repos_list = repos_sub.add_parser("list", help="registered repositories")
+    repos_list.add_argument("--json", action="store_true")
+    repos_remove = repos_sub.add_parser("remove", help="unregister a repository")
+    repos_remove.add_argument("url", metavar="URL", type=_non_empty("URL"))
+
+    runs = sub.add_parser("runs", help="list runs or show one run's timeline (every user's)")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
     runs_list = runs_sub.add_parser("list", help="recent runs, newest first")
     runs_list.add_argument("--status", choices=WORK_STATUSES)
@@ -187,10 +228,25 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _require_key(settings: Settings, command: str) -> None:
+    """Operator commands call internal functions: without the key, a bad setting (exit 2)."""
+    if settings.convex_key is None:
+        raise SettingsError(
+            f"{env_name('convex_admin_key')}: `jangar {command}` is an operator command and needs "
+            f"the admin key ({env_name('convex_admin_key')} or {env_name('convex_deploy_key')}; "
+            "`jangar dev` prints it)"
+        )
+
+
+_ARGUMENT_CODES = {"INVALID_ARGUMENT", "TOO_LARGE"}
+
+
 async def _submit(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.convex_client import ConvexFunctionError, ConvexRequestError
+    from activities.convex_client import ConvexFunctionError
     from worker.cli.submit import (
+        BadArgument,
         SubmitRequest,
+        check_request,
         create_work_order,
         follow,
         normalize_repo,
@@ -201,26 +257,32 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
     from worker.runtime.dispatcher import InvalidWorkOrder
 
     try:
-        repo = normalize_repo(args.repo)
-    except ValueError as exc:
+        request = check_request(
+            SubmitRequest(
+                repo=normalize_repo(args.repo),
+                prompt=args.prompt,
+                base=args.base,
+                branch=args.branch,
+                user=args.user,
+                title=args.title,
+                checks=list(args.check),
+                session=args.session,
+                fresh_start=args.fresh_start,
+            )
+        )
+    except (BadArgument, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    request = SubmitRequest(
-        repo=repo,
-        prompt=args.prompt,
-        base=args.base,
-        branch=args.branch,
-        user=args.user,
-        title=args.title,
-        checks=[c for c in args.check if c.strip()],
-        session=args.session,
-    )
+    _require_key(settings, "submit")
     async with convex_client(settings) as convex:
-        if args.session:
-            try:
-                await convex.query("sessions:getWithThreads", {"sessionId": args.session})
-            except (ConvexFunctionError, ConvexRequestError):
+        try:
+            submitted = await create_work_order(convex, request)
+        except ConvexFunctionError as exc:
+            # Checked above already; Convex checks again in the one mutation, writing nothing.
+            if exc.code == "NOT_FOUND" and args.session:
                 raise UsageError(f"--session: no chat session {args.session!r}") from None
-        submitted = await create_work_order(convex, request)
+            if exc.code in _ARGUMENT_CODES:
+                raise UsageError(exc.message) from None
+            raise
         if not args.json:
             print(f"work order {submitted.work_order_id}", flush=True)
         try:
@@ -252,18 +314,78 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _repos(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.convex_client import ConvexFunctionError
+    from activities.models import check_branch_name
+    from activities.repo_url import classify_repo
+    from worker.cli.render import repositories_table
+    from worker.cli.submit import BadArgument, check_checks, normalize_repo
+    from worker.factories import convex_client
+
+    url: str | None = None
+    if args.repos_command in ("add", "remove"):
+        try:
+            url = normalize_repo(args.url)
+        except ValueError as exc:
+            if args.repos_command == "add":  # a path must exist to be registered
+                raise UsageError(str(exc).replace("--repo", "URL", 1)) from None
+            url = args.url  # ...but one that is gone can still be removed
+        try:
+            classify_repo(url)
+        except ValueError as exc:
+            raise UsageError(f"URL: {exc}") from None
+    if args.repos_command == "add":
+        try:
+            check_checks(args.check)
+            if args.base is not None:
+                check_branch_name(args.base)
+        except BadArgument as exc:
+            raise UsageError(str(exc)) from None
+        except ValueError as exc:
+            raise UsageError(f"--base: {exc}") from None
+    _require_key(settings, "repos")
+    async with convex_client(settings) as convex:
+        if args.repos_command == "list":
+            entries = await convex.query("repositories:list", {})
+            if args.json:
+                print(json.dumps(entries, indent=2))
+            else:
+                print(repositories_table(entries) if entries else "no repositories registered")
+            return 0
+        assert url is not None
+        if args.repos_command == "remove":
+            removed = await convex.mutation("repositories:remove", {"url": url})
+            print(("removed " if removed["removed"] else "not registered: ") + url)
+            return 0
+        entry: dict[str, Any] = {"url": url, "checks": list(args.check)}
+        if args.base is not None:
+            entry["baseBranch"] = args.base
+        try:
+            added = await convex.mutation("repositories:add", entry)
+        except ConvexFunctionError as exc:
+            if exc.code in _ARGUMENT_CODES:
+                raise UsageError(exc.message) from None
+            raise
+        stored = await convex.query("repositories:get", {"url": url})
+        checks = len(stored["checks"]) if stored else len(args.check)
+        verb = "registered" if added["created"] else "updated"
+        print(f"{verb} {stored['url'] if stored else url} ({checks} check(s))")
+        return 0
+
+
 async def _runs(args: argparse.Namespace, settings: Settings) -> int:
     from activities.convex_client import ConvexFunctionError
     from worker.cli.render import runs_table, timeline_text
     from worker.cli.submit import fetch_timeline
     from worker.factories import convex_client
 
+    _require_key(settings, "runs")
     async with convex_client(settings) as convex:
         if args.runs_command == "list":
             query: dict[str, Any] = {"limit": args.limit}
             if args.status:
                 query["status"] = args.status
-            runs = await convex.query("runs:list", query)
+            runs = await convex.query("runs:listAll", query)
             if args.json:
                 print(json.dumps(runs, indent=2))
             else:
@@ -277,6 +399,22 @@ async def _runs(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"RUN_ID: no run {args.run_id!r}") from None
         print(json.dumps(timeline, indent=2) if args.json else timeline_text(timeline))
         return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from worker.local.dev_auth import DevAuthMissing, mint_token
+
+    data_dir = (Path(args.data_dir) if args.data_dir else settings.data_dir).expanduser()
+    try:
+        token = mint_token(data_dir.resolve(), args.user, name=args.name, ttl=args.ttl)
+    except DevAuthMissing as exc:
+        raise UsageError(f"--data-dir: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(token)
+    return 0
 
 
 async def _dispatcher(settings: Settings) -> int:
@@ -314,8 +452,12 @@ async def _run(args: argparse.Namespace) -> int:
     configure_logging("WARNING", "console")
     if args.command == "submit":
         return await _submit(args, settings)
+    if args.command == "repos":
+        return await _repos(args, settings)
     if args.command == "runs":
         return await _runs(args, settings)
+    if args.command == "token":
+        return _token(args, settings)
     if args.command == "replay":
         from worker.cli.replay import replay_recent
 

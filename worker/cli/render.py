@@ -54,6 +54,17 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def repositories_table(entries: Sequence[dict[str, Any]]) -> str:
+    """The registry: each repository, its default base branch and its checks."""
+    return table(
+        ["URL", "BASE", "CHECKS"],
+        [
+            [e["url"], e.get("baseBranch"), "; ".join(e.get("checks") or []) or None]
+            for e in entries
+        ],
+    )
+
+
 def live_step_line(step: dict[str, Any]) -> str:
     """One line of the live view: a step's status, and its duration once it has ended."""
     took = fmt_duration(step.get("startedAt"), step.get("endedAt"))

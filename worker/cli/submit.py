@@ -1,8 +1,14 @@
-"""``jangar submit``: a chat message becomes a work order, and (optionally) we follow its run.
+"""``jangar submit``: an operator's work order, and following its run.
 
-The order of writes mirrors the chat side of the product: a session (created or reused), the
-user's message, then the work order created from that message. The CLI then starts the job at
+The operator path (the admin or deploy key): every argument is checked first with the same
+rules the worker applies (a bad one writes nothing), then ONE internal mutation,
+``workOrders:submitAsOperator``, writes the session (unless one is named), the user's message
+and the order together, so a refusal there writes nothing either. The CLI then starts the job at
 once (the dispatcher would pick it up too; "already started" makes the two harmless together).
+
+The chat side (a user's token, public functions) creates orders with ``sessions:create``,
+``threads:append`` and ``workOrders:createFromMessage``; ``make run`` does it that way, and
+:func:`follow` reads a run either way (``reads=USER_READS`` with a user's token).
 """
 
 from __future__ import annotations
@@ -10,23 +16,37 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from activities.contract import (
+    MAX_CHECKS,
+    MAX_CONTENT_BYTES,
+    MAX_ID_LENGTH,
+    MAX_PROMPT_CHARS,
+    MAX_TEXT_LENGTH,
+)
 from activities.convex_client import ConvexClient
+from activities.models import check_branch_name
+from activities.repo_url import classify_repo
 from worker.cli.render import fmt_duration, live_step_line, timeline_text
 from worker.logging import get_logger
 from worker.settings import Settings
 
 log = get_logger(__name__)
 TERMINAL = {"succeeded", "failed", "canceled"}
+TITLE_CHARS = 80
+"""A default title is the prompt's first line, cut to this many characters."""
+
+
+class BadArgument(ValueError):
+    """An argument the job would refuse; the message starts with the argument's name."""
 
 
 @dataclass(frozen=True)
 class SubmitRequest:
-    """What the user asked for, already validated by the CLI."""
+    """What the operator asked for (check it with :func:`check_request`)."""
 
     repo: str
     prompt: str
@@ -36,6 +56,13 @@ class SubmitRequest:
     title: str | None = None
     checks: list[str] = field(default_factory=list)
     session: str | None = None
+    fresh_start: bool = False
+
+    @property
+    def summary(self) -> str:
+        """The order's summary (and a new session's title): ``title``, else the prompt's first
+        line cut to TITLE_CHARS characters."""
+        return self.title or self.prompt.strip().splitlines()[0][:TITLE_CHARS]
 
 
 def normalize_repo(repo: str) -> str:
@@ -46,6 +73,58 @@ def normalize_repo(repo: str) -> str:
     if not path.exists():
         raise ValueError(f"--repo: {repo!r} is neither a URL nor an existing path")
     return str(path.resolve())
+
+
+def _text_problem(value: str, limit: int) -> str | None:
+    if not value.strip():
+        return "must not be empty"
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    if len(value) > limit:
+        return f"is {len(value)} characters; the limit is {limit}"
+    return None
+
+
+def check_request(req: SubmitRequest) -> SubmitRequest:
+    """Every argument, checked as Convex and the worker will check it (convex/lib/jobRules.ts,
+    activities/models.py): :class:`BadArgument` naming the first bad one. Nothing is sent."""
+    try:
+        classify_repo(req.repo)
+    except ValueError as exc:
+        raise BadArgument(f"--repo: {exc}") from None
+    problem = _text_problem(req.prompt, MAX_PROMPT_CHARS)
+    if problem is None and len(req.prompt.encode()) > MAX_CONTENT_BYTES:
+        problem = f"is {len(req.prompt.encode())} bytes; the limit is {MAX_CONTENT_BYTES}"
+    if problem:
+        raise BadArgument(f"--prompt {problem}")
+    for flag, branch in (("--base", req.base), ("--branch", req.branch)):
+        if branch is None:
+            continue
+        try:
+            check_branch_name(branch)
+        except ValueError as exc:
+            raise BadArgument(f"{flag}: {exc}") from None
+    if req.branch is not None and req.branch == req.base:
+        raise BadArgument(f"--branch {req.branch!r} is also the base branch (--base)")
+    problem = _text_problem(req.summary, MAX_TEXT_LENGTH)
+    if problem:
+        raise BadArgument(f"--title {problem}")
+    problem = _text_problem(req.user, MAX_ID_LENGTH)
+    if problem:
+        raise BadArgument(f"--user {problem}")
+    check_checks(req.checks)
+    return req
+
+
+def check_checks(checks: list[str]) -> list[str]:
+    """``--check`` values: at most MAX_CHECKS, each non-blank, no NUL, bounded."""
+    if len(checks) > MAX_CHECKS:
+        raise BadArgument(f"--check given {len(checks)} times; the limit is {MAX_CHECKS}")
+    for i, check in enumerate(checks, start=1):
+        problem = _text_problem(check, MAX_TEXT_LENGTH)
+        if problem:
+            raise BadArgument(f"--check {i} {problem}")
+    return checks
 
 
 @dataclass
@@ -70,40 +149,66 @@ class Submitted:
         }
 
 
-async def create_work_order(convex: ConvexClient, req: SubmitRequest) -> Submitted:
-    """Session, message and work order, in three writes.
-
-    Each call is a new message (its ``clientMessageId`` is a new uuid), so running the command
-    twice makes two orders; the work order is keyed on its message, so it is made once per
-    message. (Nothing here retries: a failed write ends the command.)
-    """
-    title = req.title or req.prompt.strip().splitlines()[0][:80]
-    session_id = req.session or await convex.mutation(
-        "sessions:create", {"userId": req.user, "title": title}
-    )
-    message_id = await convex.mutation(
-        "threads:append",
-        {
-            "sessionId": session_id,
-            "role": "user",
-            "content": req.prompt,
-            "clientMessageId": f"cli-{uuid.uuid4()}",
-        },
-    )
+async def submit_as_operator(
+    convex: ConvexClient,
+    *,
+    repo: str,
+    prompt: str,
+    title: str | None = None,
+    user: str = "cli",
+    **extra: Any,
+) -> Submitted:
+    """An operator's order in ONE internal mutation (``workOrders:submitAsOperator``; the
+    client must hold the admin or deploy key): the session, the user's message and the order,
+    all or nothing. ``extra`` are the mutation's other arguments under their own names:
+    ``branchHint``, ``baseBranch``, ``checks`` (stored on the order; the registry is never
+    written), ``sessionId`` (a session of ``user``), ``freshStart``. Tests and tools create
+    orders through this one function."""
     args: dict[str, Any] = {
-        "sessionId": session_id,
-        "triggerMessageId": message_id,
-        "summary": title,
-        "repo": req.repo,
+        "userId": user,
+        "title": title or prompt.strip().splitlines()[0][:TITLE_CHARS],
+        "repo": repo,
+        "prompt": prompt,
+        **{k: v for k, v in extra.items() if v is not None},
     }
-    if req.branch:
-        args["branchHint"] = req.branch
-    if req.base:
-        args["baseBranch"] = req.base
-    if req.checks:
-        args["checks"] = req.checks
-    work_order_id = await convex.mutation("workOrders:createFromMessage", args)
-    return Submitted(str(session_id), str(message_id), str(work_order_id))
+    ids = await convex.mutation("workOrders:submitAsOperator", args)
+    return Submitted(str(ids["sessionId"]), str(ids["messageId"]), str(ids["workOrderId"]))
+
+
+async def create_work_order(convex: ConvexClient, req: SubmitRequest) -> Submitted:
+    """``jangar submit``'s order: :func:`submit_as_operator` with the request's fields (check
+    it first with :func:`check_request`). Each call is a new message, so running the command
+    twice makes two orders."""
+    return await submit_as_operator(
+        convex,
+        repo=req.repo,
+        prompt=req.prompt,
+        title=req.summary,
+        user=req.user,
+        branchHint=req.branch,
+        baseBranch=req.base,
+        checks=req.checks or None,
+        sessionId=req.session,
+        freshStart=True if req.fresh_start else None,
+    )
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The Convex queries a client reads a run with: the operator's internal ones (admin key)
+    or the chat user's public ones (the user's token; their own orders only)."""
+
+    order: str
+    latest_run: str
+    timeline: str
+
+
+OPERATOR_READS = Reads(
+    "workOrders:getAsOperator",
+    "runs:getLatestForWorkOrderAsOperator",
+    "runs:getTimelineAsOperator",
+)
+USER_READS = Reads("workOrders:get", "runs:getLatestForWorkOrder", "runs:getTimeline")
 
 
 async def start_now(
@@ -120,7 +225,8 @@ async def start_now(
     When Temporal cannot be reached the order stays queued, a notice saying so goes to ``out``
     (stderr by default) and False is returned: it is not an error, a dispatcher will start it.
     An order the workflow can never accept is rejected (``workOrders:reject``) and
-    ``InvalidWorkOrder`` raised.
+    ``InvalidWorkOrder`` raised. ``convex`` holds the admin or deploy key; ``prompt`` is kept
+    for callers of the old signature (the order's own prompt is what runs).
     """
     from temporalio.service import RPCError, RPCStatusCode
 
@@ -132,7 +238,6 @@ async def start_now(
     )
 
     out = out or sys.stderr
-    order = await convex.query("workOrders:get", {"workflowRequestId": submitted.work_order_id})
     submitted.workflow_id = workflow_id_for(submitted.work_order_id)
     later = (
         f"the work order stays queued; a dispatcher (`jangar worker` or `jangar dispatcher`) "
@@ -143,6 +248,9 @@ async def start_now(
         # dispatcher can start it (as for an order created by the chat UI).
         print(f"notice: CONVEX_ADMIN_KEY is not set; {later}", file=out, flush=True)
         return False
+    # The order as the job runs it: checks and base branch from the registry when it has none.
+    job = await convex.query("workOrders:getForJob", {"workflowRequestId": submitted.work_order_id})
+    order = {**job["order"], "prompt": job["prompt"]}
     address = connect_config(settings)["target_host"]
     try:
         client = await asyncio.wait_for(connect_temporal(settings), timeout=10)
@@ -156,7 +264,7 @@ async def start_now(
         )
         return False
     try:
-        await start_job(client, convex, settings, {**order, "prompt": prompt})
+        await start_job(client, convex, settings, order)
     except InvalidWorkOrder as exc:
         await reject(convex, submitted.work_order_id, str(exc))
         submitted.status = "failed"
@@ -174,17 +282,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-async def fetch_timeline(convex: ConvexClient, run_id: str) -> dict[str, Any]:
+async def fetch_timeline(
+    convex: ConvexClient, run_id: str, *, reads: Reads = OPERATOR_READS
+) -> dict[str, Any]:
     """The whole timeline, following the events cursor to the end.
 
-    Shape (stable, see worker/cli.py): ``{run, workOrder, steps, artifacts, events}``, the
+    Shape (stable, see worker/cli/main.py): ``{run, workOrder, steps, artifacts, events}``, the
     pagination fields of ``runs:getTimeline`` dropped since every event is included.
     """
-    page = await convex.query("runs:getTimeline", {"runId": run_id, "limit": 500})
+    page = await convex.query(reads.timeline, {"runId": run_id, "limit": 500})
     events = list(page["events"])
     while not page["isDone"]:
         page = await convex.query(
-            "runs:getTimeline", {"runId": run_id, "cursor": page["continueCursor"], "limit": 500}
+            reads.timeline, {"runId": run_id, "cursor": page["continueCursor"], "limit": 500}
         )
         events.extend(page["events"])
     return {
@@ -204,25 +314,23 @@ async def follow(
     poll: float = 0.5,
     live: bool = True,
     waiting_notice_after: float = 2.0,
+    reads: Reads = OPERATOR_READS,
 ) -> Submitted:
     """Wait for the run, printing each step as it changes, until it reaches a final status.
 
     The live view (to ``out``) is one line per change: the run starting, each step's status
     with its duration once it ends, and the final status. Bound it with ``asyncio.timeout``
-    where a limit is wanted.
+    where a limit is wanted. ``reads``: OPERATOR_READS (the admin key) or USER_READS (the
+    order's owner's token).
     """
     seen: dict[str, str] = {}
     shown_run: str | None = None
     waiting_noted = False
     began = time.monotonic()
     while True:
-        run = await convex.query(
-            "runs:getLatestForWorkOrder", {"workflowRequestId": submitted.work_order_id}
-        )
+        run = await convex.query(reads.latest_run, {"workflowRequestId": submitted.work_order_id})
         if run is None:
-            order = await convex.query(
-                "workOrders:get", {"workflowRequestId": submitted.work_order_id}
-            )
+            order = await convex.query(reads.order, {"workflowRequestId": submitted.work_order_id})
             if order["status"] in TERMINAL:  # rejected before any run started
                 submitted.status = order["status"]
                 if live:
@@ -241,14 +349,14 @@ async def follow(
             if live and shown_run != run["_id"]:
                 shown_run = run["_id"]
                 print(f"run {run['_id']} on branch {run.get('branch')}", file=out, flush=True)
-            timeline = await convex.query("runs:getTimeline", {"runId": run["_id"], "limit": 1})
+            timeline = await convex.query(reads.timeline, {"runId": run["_id"], "limit": 1})
             for step in timeline["steps"]:
                 if live and seen.get(step["name"]) != step["status"]:
                     seen[step["name"]] = step["status"]
                     print(live_step_line(step), file=out, flush=True)
             if run["status"] in TERMINAL:
                 submitted.status = run["status"]
-                submitted.timeline = await fetch_timeline(convex, run["_id"])
+                submitted.timeline = await fetch_timeline(convex, run["_id"], reads=reads)
                 if live:
                     took = fmt_duration(run.get("startedAt"), run.get("endedAt"))
                     print(f"run {run['status']} ({took})", file=out, flush=True)

@@ -1,15 +1,19 @@
 """``jangar dev``: the embedded local stack in the foreground.
 
 Starts the Temporal dev server (SQLite under the data directory) and the local Convex backend
-(its journal and files under the data directory), so a restart keeps every workflow, session,
-order, run and stored file, and ids are never handed out twice; then the worker with its
-dispatcher in this process. Ctrl-C or SIGTERM stops the worker gracefully, then the two servers
-by PID. A signal that arrives while the servers are still starting stops them too.
+(its journal and stored files under ``<data dir>/convex``; it verifies user tokens signed with
+the development key under ``<data dir>/auth``, see worker/local/dev_auth.py), so a restart keeps
+every workflow, session, order, run and file, and ids are never handed out twice; then the
+worker with its dispatcher in this process, allowed to clone local repositories. Ctrl-C or
+SIGTERM stops the worker gracefully, then the two servers by PID.
+A signal that arrives while the servers are still starting stops them too.
 
 Ports: ``--temporal-port`` and ``--convex-port`` 0 pick free ports, ``--health-port`` 0 too
 (the bound port is printed once the worker runs), ``--metrics-port`` 0 turns metrics off.
-Everything the stack prints on stdout is ``KEY=value`` lines a shell can export, with the PIDs
-of the servers it started.
+Everything the stack prints on stdout is ``KEY=value`` lines a shell can export (the Temporal and
+Convex addresses, the admin key, the ``JANGAR_AUTH_*`` provider the backend trusts and the data
+directory ``jangar token`` reads the key from), and ``#`` comments with the PIDs of the servers
+it started.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from worker.local.local_convex import DEV_ADMIN_KEY, RunningBackend, start_local_backend
+from worker.local.dev_auth import AuthBackend, start_auth_backend
+from worker.local.local_convex import DEV_ADMIN_KEY
 from worker.local.processes import ManagedProcess, start_temporal_dev_server
 from worker.runtime.workers import install_stop_signals, run_worker
 from worker.settings import Settings
@@ -37,7 +42,7 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)  # before anything starts: a SIGTERM now still cleans up
     temporal: ManagedProcess | None = None
-    convex: RunningBackend | None = None
+    convex: AuthBackend | None = None
     try:
         temporal = await asyncio.to_thread(
             start_temporal_dev_server, data_dir / "temporal", port=args.temporal_port
@@ -45,10 +50,7 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
         if stop.is_set():
             return 0
         convex = await asyncio.to_thread(
-            start_local_backend,
-            port=args.convex_port,
-            admin_key=admin_key,
-            data_dir=data_dir / "convex",
+            start_auth_backend, data_dir, port=args.convex_port, admin_key=admin_key
         )
         if stop.is_set():
             return 0
@@ -71,14 +73,18 @@ async def run_dev_stack(args: argparse.Namespace, settings: Settings) -> int:
         if getattr(args, "metrics_port", None) is not None:
             update["metrics_port"] = args.metrics_port
         stack = settings.model_copy(update=update)
+        auth = "".join(f"{name}={value}\n" for name, value in convex.issuer.env().items())
         _out(
-            "jangar dev stack (export these to use `jangar submit` and `jangar runs`)\n"
+            "jangar dev stack (export these to use `jangar submit`, `repos`, `runs`, `token`)\n"
             f"TEMPORAL_ADDRESS={temporal.address}\n"
             f"CONVEX_URL={convex.url}\n"
             f"CONVEX_ADMIN_KEY={admin_key}\n"
             f"TEMPORAL_TASK_QUEUE={stack.temporal_task_queue}\n"
+            f"{auth}"
+            f"JANGAR_DATA_DIR={data_dir}\n"
             f"# Temporal dev server pid {temporal.pid}, SQLite under {data_dir / 'temporal'}\n"
             f"# local Convex backend pid {convex.pid}, data under {data_dir / 'convex'}\n"
+            f"# chat users sign in with a development token: jangar token --user ID\n"
             f"# workspaces, logs and diffs under {data_dir}"
         )
 

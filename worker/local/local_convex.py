@@ -1,10 +1,11 @@
 """Starts the local Convex backend (tools/local-backend) and stops it by PID.
 
-Used by `jangar dev`, `make run` and the tests alike.
+Used by `jangar dev`, `make run` and the tests alike (with user auth and a data directory:
+``worker.local.dev_auth.start_auth_backend``).
 
-The backend is the project's real convex/ functions run in memory by convex-test behind Convex's
-HTTP function API: a stand-in for Convex cloud or the self-hosted backend, good for the wire
-format and the functions' behaviour, not for Convex's concurrency or auth (see its README).
+The backend is the project's real convex/ functions run by convex-test behind Convex's HTTP
+function API: a stand-in for Convex cloud or the self-hosted backend, good for the wire format,
+the functions' behaviour and token verification, not for Convex's concurrency (see its README).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -75,25 +77,31 @@ def start_local_backend(
     functions_dir: Path | None = None,
     data_dir: Path | None = None,
     timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
 ) -> RunningBackend:
     """Start the server with ``PORT=port`` and read its one start line.
 
     ``admin_key=None`` leaves CONVEX_ADMIN_KEY unset, so the server uses its development key.
     ``functions_dir`` serves another functions directory than convex/ (the server's own tests).
     ``data_dir`` keeps its documents and files there across restarts (None: in memory).
+    ``env`` adds variables (``LOCAL_BACKEND_*``, and the ``JANGAR_AUTH_*`` that
+    convex/auth.config.ts reads, which are otherwise never inherited from this process).
     """
     if not TSX.exists():
         raise BackendStartError(f"{TSX} is missing: run `npm ci` (make test does)")
     unset = ("CONVEX_ADMIN_KEY", "PORT", "LOCAL_BACKEND_FUNCTIONS_DIR", "LOCAL_BACKEND_DATA_DIR")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    env["PORT"] = str(port)
+    child_env = {
+        k: v for k, v in os.environ.items() if k not in unset and not k.startswith("JANGAR_AUTH_")
+    }
+    child_env.update(env or {})
+    child_env["PORT"] = str(port)
     if functions_dir is not None:
-        env["LOCAL_BACKEND_FUNCTIONS_DIR"] = str(functions_dir)
+        child_env["LOCAL_BACKEND_FUNCTIONS_DIR"] = str(functions_dir)
     if admin_key is not None:
-        env["CONVEX_ADMIN_KEY"] = admin_key
+        child_env["CONVEX_ADMIN_KEY"] = admin_key
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        env["LOCAL_BACKEND_DATA_DIR"] = str(data_dir)
+        child_env["LOCAL_BACKEND_DATA_DIR"] = str(data_dir)
     log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
         prefix="convex-local-backend-", suffix=".log", delete=False
     )
@@ -101,7 +109,7 @@ def start_local_backend(
     process = subprocess.Popen(
         [str(TSX), str(SERVER)],
         cwd=ROOT,
-        env=env,
+        env=child_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log_file,

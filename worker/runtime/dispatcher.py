@@ -1,9 +1,13 @@
 """The dispatcher: queued work orders in Convex become CodexJobWorkflow executions.
 
-It polls ``workOrders:listQueued`` (with backoff when idle or failing), starts one workflow per
-order with the id ``work-order-<id>`` and links the order to it. Temporal's workflow-id
-uniqueness is the lock: when several dispatchers (or a crash between start and link) race,
-"already started" counts as success, so each order gets exactly one workflow and none is lost.
+It polls ``workOrders:listDispatchable`` (with backoff when idle or failing): the queued orders
+that may start now, oldest first, under the per-user and per-repository limits of the settings
+(``JANGAR_MAX_JOBS_PER_USER``/``_REPO``; a registry entry's own limit wins) and with a
+follow-up held until the order it continues has ended; the rest stay queued, in order. It
+starts one workflow per order with the id ``work-order-<id>`` and links the order to it.
+Temporal's workflow-id uniqueness is the lock: when several dispatchers (or a crash between
+start and link) race, "already started" counts as success, so each order gets exactly one
+workflow and none is lost.
 
 An order the workflow cannot accept (its input fails validation, or Temporal refuses it as an
 invalid argument, e.g. too large) is rejected (``workOrders:reject``: the order fails with the
@@ -120,7 +124,12 @@ class Dispatcher:
         left for the next poll; the rest of the batch still goes. Listing failures propagate.
         """
         orders: list[dict[str, Any]] = await self._convex.query(
-            "workOrders:listQueued", {"limit": BATCH}
+            "workOrders:listDispatchable",
+            {
+                "limit": BATCH,
+                "maxPerUser": self._settings.max_jobs_per_user,
+                "maxPerRepo": self._settings.max_jobs_per_repo,
+            },
         )
         handled = 0
         for order in orders:

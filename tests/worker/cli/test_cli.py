@@ -1,8 +1,9 @@
-"""The `jangar` CLI as an operator runs it: argument errors, submit --wait, runs, replay.
+"""The `jangar` CLI as an operator runs it: argument errors, submit --wait, repos, runs, replay.
 
-Argument errors need no server. The rest runs against a real `jangar worker` process (its
-dispatcher off, so the CLI's own start is what starts each job), the Temporal dev server, the
-local Convex backend, real git and the stand-in agent.
+Argument errors need no server. Whether a bad argument writes nothing is read from a local
+backend's journal (one line per committed transaction). The rest runs against a real `jangar
+worker` process (its dispatcher off, so the CLI's own start is what starts each job), the
+Temporal dev server, the local Convex backend, real git and the stand-in agent.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from tests.worker.conftest import (
     start_jangar,
     unique_queue,
 )
-from worker.local.local_convex import RunningBackend
+from worker.local.local_convex import RunningBackend, start_local_backend
 from worker.local.processes import ManagedProcess, free_port
 
 SUBMIT_KEYS = {"sessionId", "messageId", "workOrderId", "workflowId", "runId", "status", "timeline"}
@@ -52,6 +54,11 @@ JOB_STEPS = ["prepare_workspace", "run_agent", "commit_and_push", "open_pull_req
         (["runs", "show", " "], "RUN_ID"),
         (["dev", "--temporal-port", "70000"], "--temporal-port"),
         (["runs"], "SUBCOMMAND"),
+        (["repos", "add", "relative/nowhere"], "URL"),
+        (["repos", "add", "ext::sh -c id"], "URL"),
+        (["repos", "add", "https://github.com/a/b", "--base", "a..b"], "--base"),
+        (["repos", "add", "https://github.com/a/b", "--check", " "], "--check"),
+        (["token"], "--user"),
     ],
     ids=[
         "missing-repo",
@@ -65,6 +72,11 @@ JOB_STEPS = ["prepare_workspace", "run_agent", "commit_and_push", "open_pull_req
         "blank-run-id",
         "port-out-of-range",
         "missing-subcommand",
+        "repos-relative-url",
+        "repos-transport-url",
+        "repos-bad-base",
+        "repos-blank-check",
+        "token-without-user",
     ],
 )
 def test_bad_argument_names_it_and_exits_2(argv: list[str], named: str) -> None:
@@ -85,7 +97,7 @@ def test_bad_setting_for_a_client_command_names_it_and_exits_2() -> None:
 
 def test_unreachable_convex_exits_1_naming_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    done = jangar("runs", "list", env=clean_env(CONVEX_URL=url))
+    done = jangar("runs", "list", env=clean_env(CONVEX_URL=url, CONVEX_ADMIN_KEY="k"))
     assert done.returncode == 1
     assert done.stderr.startswith("jangar: Convex: ") and f"cannot reach {url}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -359,24 +371,173 @@ async def test_submit_wait_timeout_names_it_and_exits_1(
         )
 
 
-async def test_submit_without_admin_key_leaves_the_order_to_a_dispatcher(
-    stack: Stack, op_convex_client: ConvexClient
-) -> None:
-    """Linking an order to its workflow needs the admin key; without it the CLI only creates
-    the order (public functions), as the chat UI does, and says so."""
-    env = {k: v for k, v in stack.env.items() if k != "CONVEX_ADMIN_KEY"}
-    args = ["submit", "--repo", str(stack.repo), "--prompt", "no key", "--json"]
-    done = await asyncio.to_thread(jangar, *args, env=env)
-    assert done.returncode == 0, done.stderr
-    assert "notice: CONVEX_ADMIN_KEY is not set" in done.stderr
-    result = json.loads(done.stdout)
+# --- operator commands: the key, bad arguments that write nothing, the registry ---------------
+
+
+@dataclass
+class Journaled:
+    """A local backend keeping its data in a directory, so its journal (one line per committed
+    transaction) says whether a command wrote anything."""
+
+    backend: RunningBackend
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def admin_key(self) -> str | None:
+        return self.backend.admin_key
+
+
+@pytest.fixture(scope="module")
+def journaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journaled]:
+    data_dir = tmp_path_factory.mktemp("journaled")
+    backend = start_local_backend(
+        admin_key=f"j-{secrets.token_hex(8)}", env={"LOCAL_BACKEND_DATA_DIR": str(data_dir)}
+    )
     try:
-        assert result["status"] == "queued"
-        order = await op_convex_client.query(
-            "workOrders:get", {"workflowRequestId": result["workOrderId"]}
-        )
-        assert order["status"] == "queued" and "temporalWorkflowId" not in order
+        yield Journaled(backend, data_dir)
     finally:
-        await op_convex_client.mutation(
-            "workOrders:reject", {"workflowRequestId": result["workOrderId"], "reason": "test"}
+        backend.stop()
+
+
+def journal(backend: Journaled) -> str:
+    path = backend.data_dir / "journal.log"
+    return path.read_text() if path.exists() else ""
+
+
+def journaled_env(backend: Journaled, **extra: str) -> dict[str, str]:
+    assert backend.admin_key is not None
+    return clean_env(
+        CONVEX_URL=backend.url,
+        CONVEX_ADMIN_KEY=backend.admin_key,
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",  # nothing listens: an order stays queued
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--check", "ok"] + ["--check", "x"] * 50, "--check"),  # 51 checks: over the limit
+        (["--check", "  "], "--check"),
+        (["--branch", "a..b"], "--branch"),
+        (["--base", "main", "--branch", "main"], "--branch"),
+        (["--repo", "relative/x"], "--repo"),
+        (["--repo", "ext::sh -c id"], "--repo"),
+        (["--repo", "http://github.com/a/b.git"], "--repo"),
+        (["--repo", "https://tok@github.com/a/b.git"], "--repo"),
+        (["--title", " "], "--title"),
+    ],
+    ids=[
+        "51-checks",
+        "blank-check",
+        "dotdot-branch",
+        "branch-is-base",
+        "relative-repo",
+        "transport-repo",
+        "http-repo",
+        "token-in-repo",
+        "blank-title",
+    ],
+)
+def test_submit_with_a_bad_argument_exits_2_and_writes_nothing(
+    journaled: Journaled, tmp_path: Path, extra: list[str], named: str
+) -> None:
+    repo = make_bare_repo(tmp_path)
+    args = ["submit", "--repo", str(repo), "--prompt", "Add a NOTES.md", *extra]
+    before = journal(journaled)
+    done = jangar(*args, env=journaled_env(journaled))
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert journal(journaled) == before, "a refused submit committed a transaction"
+
+
+def test_submit_refused_by_convex_itself_exits_2_and_writes_nothing(
+    journaled: Journaled, tmp_path: Path
+) -> None:
+    """An argument only Convex can judge (a session that is another user's): one mutation, so
+    the refusal leaves no session, message or order behind."""
+    repo = make_bare_repo(tmp_path)
+    first = jangar(
+        "submit",
+        "--repo",
+        str(repo),
+        "--prompt",
+        "first",
+        "--user",
+        "ada",
+        "--json",
+        env=journaled_env(journaled),
+    )
+    assert first.returncode == 0, first.stderr
+    session = json.loads(first.stdout)["sessionId"]
+    before = journal(journaled)
+    for user, named in (("bob", "belongs to user"), ("ada", "--session")):
+        args = ["--session", session if user == "bob" else "0000000000000099999chat_sessions"]
+        done = jangar(
+            "submit",
+            "--repo",
+            str(repo),
+            "--prompt",
+            "second",
+            "--user",
+            user,
+            *args,
+            env=journaled_env(journaled),
         )
+        assert done.returncode == 2, done.stderr
+        assert named in done.stderr and "Traceback" not in done.stderr
+    assert journal(journaled) == before
+
+
+@pytest.mark.parametrize(
+    "command", [["submit", "--repo", ".", "--prompt", "x"], ["runs", "list"], ["repos", "list"]]
+)
+def test_operator_commands_without_the_key_exit_2_and_name_it(
+    journaled: Journaled, command: list[str]
+) -> None:
+    before = journal(journaled)
+    done = jangar(*command, env=clean_env(CONVEX_URL=journaled.url, TEMPORAL_ADDRESS="x:1"))
+    assert done.returncode == 2, done.stderr
+    assert "CONVEX_ADMIN_KEY" in done.stderr and "operator command" in done.stderr
+    assert journal(journaled) == before
+
+
+def test_repos_add_list_remove(journaled: Journaled, tmp_path: Path) -> None:
+    env = journaled_env(journaled)
+    repo = make_bare_repo(tmp_path)
+    added = jangar(
+        "repos",
+        "add",
+        str(repo),
+        "--check",
+        "test -f NOTES.md",
+        "--check",
+        "true",
+        "--base",
+        "main",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == f"registered {repo} (2 check(s))"
+    again = jangar("repos", "add", f"{repo}/", "--check", "true", env=env)
+    assert again.stdout.strip() == f"updated {repo} (1 check(s))"
+    url = "https://GitHub.com/acme/app.git"
+    assert jangar("repos", "add", url, env=env).returncode == 0
+    listed = jangar("repos", "list", "--json", env=env)
+    entries = {e["url"]: e for e in json.loads(listed.stdout)}
+    assert entries[str(repo)]["checks"] == ["true"] and "baseBranch" not in entries[str(repo)]
+    assert entries["https://github.com/acme/app.git"]["checks"] == []
+    table = jangar("repos", "list", env=env).stdout
+    assert table.splitlines()[0].split() == ["URL", "BASE", "CHECKS"]
+    assert "https://github.com/acme/app.git" in table
+    assert jangar("repos", "remove", "https://github.com/acme/app", env=env).stdout.strip() == (
+        "removed https://github.com/acme/app"
+    )
+    gone = jangar("repos", "remove", "https://github.com/acme/app", env=env)
+    assert gone.returncode == 0 and gone.stdout.startswith("not registered: ")
+    assert "https://github.com/acme/app.git" not in jangar("repos", "list", env=env).stdout

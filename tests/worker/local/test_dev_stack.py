@@ -1,12 +1,15 @@
-"""`jangar dev` as a newcomer runs it, and `jangar submit --wait` against it.
+"""`jangar dev` as a newcomer runs it: `jangar submit --wait` against it, and the chat side.
 
 The job's repository is one the tests did not make: a bare clone of this project's own
-repository. One module fixture drives the whole story (start, submit, SIGTERM, restart on the
-same data directory, submit again, SIGTERM); each test asserts one part of it.
+repository. One module fixture drives the whole story (start; an operator's submit; the operator
+registers the repository with its checks and a chat user, with a `jangar token`, orders a job
+for it that the stack's own dispatcher runs; SIGTERM; restart on the same data directory;
+submit again; SIGTERM); each test asserts one part of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -21,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.convex_client import ConvexClient, ConvexFunctionError
 from tests.git_repos import git
 from tests.worker.conftest import (
     ROOT,
@@ -32,6 +36,8 @@ from tests.worker.conftest import (
     start_jangar,
 )
 from worker.local.processes import free_port, temporal_binary
+
+REGISTERED_CHECKS = ["test -f NOTES.md", "test -f README.md"]
 
 SUBMIT_TIMEOUT = "180"
 
@@ -61,7 +67,22 @@ class Story:
     submit_first: subprocess.CompletedProcess[str]
     submit_second: subprocess.CompletedProcess[str]
     kept_workflow: dict[str, Any]
+    chat: ChatStory
+    kept_order: dict[str, Any]
     runs_after_restart: list[dict[str, Any]]
+    jwks_first: httpx.Response
+
+
+@dataclass
+class ChatStory:
+    """The chat side against the first stack: what each step answered."""
+
+    registered: subprocess.CompletedProcess[str]
+    token: subprocess.CompletedProcess[str]
+    forbidden: ConvexFunctionError
+    order_id: str
+    timeline: dict[str, Any]
+    job_order: dict[str, Any]
 
 
 def _base_branch(bare: Path) -> str:
@@ -149,6 +170,51 @@ def _submit(stack: DevStack, repo: Path, base: str) -> subprocess.CompletedProce
     )
 
 
+async def _chat(stack: DevStack, repo: Path, base: str) -> ChatStory:
+    """The operator registers the repository; a user with a development token orders a job
+    through the public functions, as the chat UI would; the stack's dispatcher runs it."""
+    env = clean_env(**stack.exports)
+    registered = jangar(
+        "repos",
+        "add",
+        str(repo),
+        "--check",
+        REGISTERED_CHECKS[0],
+        "--check",
+        REGISTERED_CHECKS[1],
+        env=env,
+    )
+    token = jangar("token", "--user", "alice", "--name", "Alice", env=env)
+    url = stack.exports["CONVEX_URL"]
+    async with ConvexClient(url, token=token.stdout.strip()) as alice:
+        session = await alice.mutation("sessions:create", {"title": "chat"})
+        message = await alice.mutation(
+            "threads:append", {"sessionId": session, "content": "Add a NOTES.md for the chat"}
+        )
+        order = {"sessionId": session, "triggerMessageId": message, "summary": "chat job"}
+        try:
+            await alice.mutation(
+                "workOrders:createFromMessage", {**order, "repo": "https://github.com/x/y.git"}
+            )
+            raise AssertionError("an unregistered repository was accepted")
+        except ConvexFunctionError as exc:
+            forbidden = exc
+        order_id = await alice.mutation(
+            "workOrders:createFromMessage", {**order, "repo": str(repo), "baseBranch": base}
+        )
+        deadline = time.monotonic() + 150
+        while True:
+            run = await alice.query("runs:getLatestForWorkOrder", {"workflowRequestId": order_id})
+            if run is not None and run["status"] in ("succeeded", "failed", "canceled"):
+                break
+            assert time.monotonic() < deadline, f"the chat order did not finish: {run}"
+            await asyncio.sleep(0.5)
+        timeline = await alice.query("runs:getTimeline", {"runId": run["_id"], "limit": 500})
+    async with ConvexClient(url, stack.exports["CONVEX_ADMIN_KEY"]) as operator:
+        job = await operator.query("workOrders:getForJob", {"workflowRequestId": order_id})
+    return ChatStory(registered, token, forbidden, order_id, timeline, job["order"])
+
+
 def _describe(address: str, workflow_id: str) -> dict[str, Any]:
     """The workflow as the Temporal CLI describes it (status, run id)."""
     done = subprocess.run(
@@ -184,8 +250,10 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     first = _start_dev(data_dir, base_dir / "logs")
     try:
         ready = httpx.get(f"{first.health}/readyz", timeout=10)
+        jwks = httpx.get(first.exports["JANGAR_AUTH_JWKS_URL"], timeout=10)
         submit_first = _submit(first, repo, base)
         metrics = httpx.get(first.metrics, timeout=10)
+        chat = asyncio.run(_chat(first, repo, base))
     finally:
         _stop_dev(first)
 
@@ -193,6 +261,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     try:
         result = json.loads(submit_first.stdout)
         kept = _describe(second.exports["TEMPORAL_ADDRESS"], result["workflowId"])
+        kept_order = asyncio.run(_order_as_operator(second, result["workOrderId"]))
         listed = jangar("runs", "list", "--json", env=clean_env(**second.exports))
         assert listed.returncode == 0, listed.stderr
         runs_after_restart = json.loads(listed.stdout)
@@ -209,8 +278,20 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         submit_first,
         submit_second,
         kept,
+        chat,
+        kept_order,
         runs_after_restart,
+        jwks,
     )
+
+
+async def _order_as_operator(stack: DevStack, order_id: str) -> dict[str, Any]:
+    url, key = stack.exports["CONVEX_URL"], stack.exports["CONVEX_ADMIN_KEY"]
+    async with ConvexClient(url, key) as operator:
+        order: dict[str, Any] = await operator.query(
+            "workOrders:getAsOperator", {"workflowRequestId": order_id}
+        )
+    return order
 
 
 def test_dev_prints_addresses_and_key_and_serves_health_and_metrics(story: Story) -> None:
@@ -220,6 +301,13 @@ def test_dev_prints_addresses_and_key_and_serves_health_and_metrics(story: Story
     assert exports["CONVEX_ADMIN_KEY"]
     assert exports["TEMPORAL_TASK_QUEUE"] == "jangar"
     assert not exports["TEMPORAL_ADDRESS"].endswith(":0")
+    assert exports["JANGAR_AUTH_ISSUER"] == "https://jangar-dev.localhost"
+    assert exports["JANGAR_AUTH_JWKS_URL"] == f"{exports['CONVEX_URL']}/.well-known/jwks.json"
+    assert exports["JANGAR_AUTH_AUDIENCE"] == "jangar-dev"
+    assert exports["JANGAR_AUTH_ALGORITHM"] == "RS256"
+    assert Path(exports["JANGAR_DATA_DIR"]).is_absolute()
+    jwks = story.jwks_first
+    assert jwks.status_code == 200 and jwks.json()["keys"][0]["kty"] == "RSA"
     assert story.ready_first.status_code == 200, story.ready_first.text
     assert story.ready_first.json()["ready"] is True
     assert story.metrics_first.status_code == 200
@@ -269,22 +357,42 @@ def test_restart_on_the_same_data_dir_keeps_temporal_workflows(story: Story) -> 
     assert story.kept_workflow["run_id"] == first["timeline"]["run"]["temporalRunId"]
 
 
-def test_after_a_restart_convex_keeps_the_earlier_run_and_hands_out_new_ids(
+def test_after_restart_convex_keeps_its_documents_and_a_new_order_gets_a_new_id(
     story: Story,
 ) -> None:
-    """The restarted local Convex backend replays its data directory: the first run is still
-    listed, and the new order gets an id (and a workflow) of its own."""
+    """The local backend keeps its data under <data dir>/convex: the first order and its run
+    survive the restart (`jangar runs list` still lists the run), and the next order is a new
+    document with its own workflow."""
     first = json.loads(story.submit_first.stdout)
+    assert story.kept_order["_id"] == first["workOrderId"]
+    assert story.kept_order["status"] == "succeeded"
     done = story.submit_second
     assert done.returncode == 0, done.stderr[-3000:]
     second = json.loads(done.stdout)
     assert second["status"] == "succeeded"
     assert second["workOrderId"] != first["workOrderId"]
     assert second["workflowId"] != first["workflowId"]
-    listed = {r["_id"]: r["status"] for r in story.runs_after_restart}
+    listed = {r["_id"]: r["status"] for r in story.runs_after_restart}  # `jangar runs list`
     assert listed[first["runId"]] == "succeeded"
     run = second["timeline"]["run"]
     assert git("rev-parse", run["branch"], cwd=story.repo) == run["commitSha"]
+
+
+def test_a_chat_user_with_a_token_orders_a_job_that_runs_exactly_the_registrys_checks(
+    story: Story,
+) -> None:
+    chat = story.chat
+    assert chat.registered.returncode == 0, chat.registered.stderr
+    assert chat.token.returncode == 0, chat.token.stderr
+    assert chat.forbidden.code == "FORBIDDEN"
+    assert "jangar repos add https://github.com/x/y.git" in chat.forbidden.message
+    run = chat.timeline["run"]
+    assert run["status"] == "succeeded", chat.timeline
+    assert run["userId"] == "https://jangar-dev.localhost|alice"
+    assert chat.timeline["workOrder"].get("checks") is None  # the order carries no commands
+    checks = [s["name"] for s in chat.timeline["steps"] if s["kind"] == "check"]
+    assert checks == [f"check {i}: {c}" for i, c in enumerate(REGISTERED_CHECKS, start=1)]
+    assert chat.job_order["checks"] == REGISTERED_CHECKS
 
 
 def test_sigterm_while_starting_still_stops_what_was_started(tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -28,6 +30,7 @@ from tests.worker.conftest import (
     unique_queue,
     wait_until,
 )
+from worker.cli.submit import submit_as_operator
 from worker.local.local_convex import RunningBackend
 from worker.local.processes import ManagedProcess, free_port, start_temporal_dev_server
 from worker.runtime.dispatcher import BATCH, Dispatcher, workflow_id_for
@@ -47,6 +50,10 @@ def settings_for(temporal: str, convex: RunningBackend, queue: str) -> Settings:
         convex_admin_key=convex.admin_key,
         dispatcher_poll_seconds=0.05,
         allow_local_repos=True,
+        # The tests share one backend, whose dispatched orders never end (no worker runs
+        # them): only the test of the limits sets them low.
+        max_jobs_per_user=1000,
+        max_jobs_per_repo=1000,
     )
 
 
@@ -87,7 +94,7 @@ async def started_input(client: Client, workflow_id: str) -> CodexJobInput:
 
 
 async def linked_to(convex: ConvexClient, order_id: str) -> str | None:
-    order = await convex.query("workOrders:get", {"workflowRequestId": order_id})
+    order = await convex.query("workOrders:getAsOperator", {"workflowRequestId": order_id})
     linked: str | None = order.get("temporalWorkflowId")
     return linked
 
@@ -128,6 +135,58 @@ async def test_queued_orders_start_their_workflow_and_get_linked(
     # job's limits are never the dispatcher's.
     started = [await started_input(temporal_client, f"work-order-{o}") for o in orders]
     assert started == [CodexJobInput(work_order_id=o) for o in orders]
+
+
+async def test_a_third_job_for_a_repository_limited_to_two_waits_queued_until_one_ends(
+    op_temporal: ManagedProcess,
+    op_convex: RunningBackend,
+    op_convex_client: ConvexClient,
+    temporal_client: Client,
+    queue: str,
+) -> None:
+    repo = f"https://git.example.test/acme/limited-{uuid.uuid4().hex[:8]}.git"
+    await op_convex_client.mutation("repositories:add", {"url": repo, "maxConcurrentRuns": 2})
+    orders = [await create_order(op_convex_client, repo, f"job {n}") for n in range(3)]
+    dispatcher = Dispatcher(
+        temporal_client, op_convex_client, settings_for(op_temporal.address, op_convex, queue)
+    )
+
+    await dispatcher.dispatch_once()
+    await dispatcher.dispatch_once()  # a second poll starts nothing more
+    linked = [await linked_to(op_convex_client, o) for o in orders]
+    assert linked == [f"work-order-{orders[0]}", f"work-order-{orders[1]}", None]
+    assert orders[2] in await queued_ids(op_convex_client)  # waiting, not dropped
+
+    # The first job ends; the third starts at the next poll.
+    await temporal_client.get_workflow_handle(f"work-order-{orders[0]}").terminate("ended")
+    await op_convex_client.mutation(
+        "workOrders:reject", {"workflowRequestId": orders[0], "reason": "ended by the test"}
+    )
+    await dispatcher.dispatch_once()
+    assert await linked_to(op_convex_client, orders[2]) == f"work-order-{orders[2]}"
+
+
+async def test_one_users_jobs_beyond_the_per_user_limit_stay_queued_in_order(
+    op_temporal: ManagedProcess,
+    op_convex: RunningBackend,
+    op_convex_client: ConvexClient,
+    temporal_client: Client,
+    queue: str,
+) -> None:
+    user = f"busy-{uuid.uuid4().hex[:8]}"
+    orders = [
+        (
+            await submit_as_operator(op_convex_client, repo=REPO, prompt=f"job {n}", user=user)
+        ).work_order_id
+        for n in range(3)
+    ]
+    settings = settings_for(op_temporal.address, op_convex, queue).model_copy(
+        update={"max_jobs_per_user": 1}
+    )
+    await Dispatcher(temporal_client, op_convex_client, settings).dispatch_once()
+    linked = [await linked_to(op_convex_client, o) for o in orders]
+    assert linked == [f"work-order-{orders[0]}", None, None]
+    assert set(orders[1:]) <= await queued_ids(op_convex_client)
 
 
 async def test_already_started_counts_as_success(
@@ -171,16 +230,30 @@ async def test_invalid_order_is_rejected_and_does_not_block_the_queue(
     op_convex_client: ConvexClient,
     temporal_client: Client,
     queue: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Convex accepts a 150 000-character message; the workflow's input refuses > 100 000.
-    invalid = await create_order(op_convex_client, REPO, "x" * 150_000)
+    # Convex now refuses a prompt over the workflow's 100 000 characters when the order is
+    # created; one from before that rule (or written by hand) still reaches the dispatcher.
+    # The queue is made to show it that way.
+    invalid = await create_order(op_convex_client, REPO, "soon too long")
     valid = await create_order(op_convex_client, REPO, "Add a NOTES.md")
+    listed = op_convex_client.query
+
+    async def query(path: str, args: dict[str, Any] | None = None) -> Any:
+        result = await listed(path, args)
+        if path in ("workOrders:listQueued", "workOrders:listDispatchable"):
+            result = [{**o, "prompt": "x" * 150_000} if o["_id"] == invalid else o for o in result]
+        return result
+
+    monkeypatch.setattr(op_convex_client, "query", query)
     settings = settings_for(op_temporal.address, op_convex, queue)
     dispatcher = Dispatcher(temporal_client, op_convex_client, settings)
 
     await dispatcher.dispatch_once()
 
-    rejected = await op_convex_client.query("workOrders:get", {"workflowRequestId": invalid})
+    rejected = await op_convex_client.query(
+        "workOrders:getAsOperator", {"workflowRequestId": invalid}
+    )
     assert rejected["status"] == "failed"
     assert "prompt" in rejected["failureReason"]
     assert "x" * 100 not in rejected["failureReason"]  # the reason does not echo the input
@@ -329,15 +402,36 @@ async def test_an_order_the_job_could_never_run_is_rejected_at_dispatch(
     op_convex_client: ConvexClient,
     temporal_client: Client,
     queue: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The rules the job's input enforces are checked again at dispatch: a branch hint git
-    refuses and a NUL in a check never reach Temporal."""
-    bad_branch = await create_order(op_convex_client, REPO, "x", branchHint="a..b")
-    bad_check = await create_order(op_convex_client, REPO, "x", checks=["make\x00test"])
-    settings = settings_for(op_temporal.address, op_convex, queue)
+    """The rules the job's input enforces are checked again at dispatch, with the dispatcher's
+    own settings: a local repository on a deployment that refuses them (Convex cannot know
+    that), and a branch hint and a check from before Convex refused them at creation (the
+    queue is made to show them that way) never reach Temporal."""
+    local = await create_order(op_convex_client, str(make_bare_repo(tmp_path / "r")), "x")
+    bad_branch = await create_order(op_convex_client, REPO, "x")
+    bad_check = await create_order(op_convex_client, REPO, "x")
+    edits = {bad_branch: {"branchHint": "a..b"}, bad_check: {"checks": ["make\x00test"]}}
+    listed = op_convex_client.query
+
+    async def query(path: str, args: dict[str, Any] | None = None) -> Any:
+        result = await listed(path, args)
+        if path == "workOrders:listDispatchable":
+            result = [{**o, **edits.get(o["_id"], {})} for o in result]
+        return result
+
+    monkeypatch.setattr(op_convex_client, "query", query)
+    settings = settings_for(op_temporal.address, op_convex, queue).model_copy(
+        update={"allow_local_repos": False}
+    )
     await Dispatcher(temporal_client, op_convex_client, settings).dispatch_once()
-    for order_id, words in ((bad_branch, "a..b"), (bad_check, "NUL")):
-        order = await op_convex_client.query("workOrders:get", {"workflowRequestId": order_id})
+    for order_id, words in (
+        (local, "JANGAR_ALLOW_LOCAL_REPOS"),
+        (bad_branch, "a..b"),
+        (bad_check, "NUL"),
+    ):
+        order = await listed("workOrders:getAsOperator", {"workflowRequestId": order_id})
         assert order["status"] == "failed" and words in order["failureReason"]
         assert order.get("temporalWorkflowId") is None
 
@@ -360,6 +454,8 @@ async def test_jangar_dispatcher_process_dispatches_and_stops_on_sigterm(
             CONVEX_URL=op_convex.url,
             CONVEX_ADMIN_KEY=op_convex.admin_key,
             DISPATCHER_POLL_SECONDS="0.1",
+            JANGAR_MAX_JOBS_PER_USER=1000,  # the earlier tests' orders are still dispatched
+            JANGAR_MAX_JOBS_PER_REPO=1000,
         ),
         logs=tmp_path / "logs",
     )

@@ -108,14 +108,16 @@ class FinishedJob:
 
 @pytest.fixture(scope="module")
 async def finished_job(worker: RunningWorker) -> FinishedJob:
-    """A work order created the way the chat UI does; the worker's own dispatcher starts it."""
+    """A work order an operator submitted; the worker's own dispatcher starts it."""
     repo = await asyncio.to_thread(make_bare_repo, worker.base)
-    async with ConvexClient(worker.backend.url) as public:  # no key, like a browser
-        order_id = await create_order(public, str(repo), "Add a NOTES.md")
+    async with ConvexClient(worker.backend.url, worker.admin_key) as operator:
+        order_id = await create_order(operator, str(repo), "Add a NOTES.md")
         latest: dict[str, Any] = {}
 
         async def finished() -> bool:
-            run = await public.query("runs:getLatestForWorkOrder", {"workflowRequestId": order_id})
+            run = await operator.query(
+                "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": order_id}
+            )
             latest["run"] = run
             return run is not None and run["status"] in ("succeeded", "failed", "canceled")
 
