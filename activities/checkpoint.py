@@ -3,8 +3,10 @@
 :func:`create_checkpoint` records the whole working tree of a workspace as ONE commit whose
 parent is the job's base commit, and writes a bundle of ``base..commit`` (the objects the
 base does not have, and one ref) to a file. :func:`restore_checkpoint` applies such a bundle
-to a workspace of the same repository that has the base commit (on any worker, e.g. one made
-by :class:`activities.repo_cache.RepoCache`) and checks the commit out, clean. The bundle file
+to a workspace of the same repository that has the base commit and its history (any full
+clone: one made by :class:`activities.repo_cache.RepoCache` or by ``prepare_workspace``, on any
+worker; the bundle leaves out every object the base's history has) and checks the commit out,
+clean. The bundle file
 is all that travels between workers.
 
 What a checkpoint holds: exactly what ``git add --all`` stages on top of the base, i.e. what
