@@ -11,6 +11,7 @@ Layout under ``root`` (``<key>`` is a hash of the repository URL with credential
     <key>/mirror.git/         the bare mirror: refs/heads/* of the remote, nothing else
     <key>/repo                the redacted URL (for people reading the directory)
     <key>/used                touched on every use: its mtime orders eviction (LRU)
+    <key>/fetched             mtime: when the last successful fetch started
     <key>/borrowers/<name>    one borrow grant per workspace using the mirror's objects
     .trash/                   evicted mirrors being deleted
 
@@ -18,11 +19,12 @@ The mirror
 ----------
 
 First use: ``git init --bare --template=`` (no sample hooks) in a temporary directory,
-``git fetch`` of
-``+refs/heads/*:refs/heads/*`` from the repository, then a rename into place, so a killed
-clone never leaves a half-made mirror. Later uses: the same fetch (``--prune``), which only
-transfers what is new. The URL (which may carry a token) is given on the command line only;
-the mirror's config holds no remote. No tags, no ``refs/pull/*``. Every fetch keeps what it
+``git fetch`` of ``+refs/heads/*:refs/heads/*`` from the repository, then a rename into place,
+so a killed clone never leaves a half-made mirror. Later uses: the same fetch (``--prune``),
+which only transfers what is new; a job that waited for the lock while another job's fetch
+ran skips its own (that fetch started after it asked, so it brought everything this one
+would). The URL (which may carry a token) is given on the command line only; the mirror's
+config holds no remote. No tags, no ``refs/pull/*``. Every fetch keeps what it
 receives as a pack (``fetch.unpackLimit=1``); once there are more than ``max_packs`` packs,
 ``git repack -d --geometric=2`` rolls the small ones together. Nothing is ever pruned from a
 mirror: a workspace may still borrow an object whose branch was deleted upstream, and
@@ -324,20 +326,37 @@ class RepoCache:
         key = cache_key(repo)
         shown = redact_url(repo)
         what = f"mirror of {shown}"
+        asked = time.time()
         async with self._locked(key, exclusive=True, what=what, heartbeat=heartbeat):
-            path = await self._update_mirror(repo, key, fetch=fetch, heartbeat=heartbeat)
+            path = await self._update_mirror(
+                repo, key, fetch=fetch, heartbeat=heartbeat, asked=asked
+            )
         await self.evict(keep=(key,))
         return path
 
     async def _update_mirror(
-        self, repo: str, key: str, *, fetch: bool, heartbeat: Callable[[], None] | None
+        self,
+        repo: str,
+        key: str,
+        *,
+        fetch: bool,
+        heartbeat: Callable[[], None] | None,
+        asked: float,
     ) -> Path:
-        """Create or fetch the mirror; the caller holds the exclusive lock."""
+        """Create or fetch the mirror; the caller holds the exclusive lock.
+
+        A fetch that started after ``asked`` (another job's, while this one waited for the
+        lock) already brought what this one would: it is not repeated.
+        """
         entry = self.root / key
         mirror = entry / MIRROR_DIR
         shown = redact_url(repo)
         await asyncio.to_thread(self._prepare_entry, entry, shown)
-        started = time.monotonic()
+        fetched = entry / "fetched"
+        with contextlib.suppress(OSError):
+            if _is_mirror(mirror) and fetched.stat().st_mtime >= asked:
+                fetch = False
+        started = time.time()
         if not _is_mirror(mirror):
             await asyncio.to_thread(_remove, mirror)  # a broken one: made again
             scratch = entry / f"mirror.tmp-{secrets.token_hex(6)}"
@@ -348,11 +367,13 @@ class RepoCache:
             except BaseException:
                 shutil.rmtree(scratch, ignore_errors=True)  # else: the next update removes it
                 raise
-            log.info("mirror_cloned", repo=shown, seconds=round(time.monotonic() - started, 3))
+            _touch(fetched, started)
+            log.info("mirror_cloned", repo=shown, seconds=round(time.time() - started, 3))
         elif fetch:
             await self._fetch(mirror, repo, heartbeat)
+            _touch(fetched, started)
             await self._compact(mirror)
-            log.info("mirror_fetched", repo=shown, seconds=round(time.monotonic() - started, 3))
+            log.info("mirror_fetched", repo=shown, seconds=round(time.time() - started, 3))
         (entry / "used").touch()
         return mirror
 
@@ -621,6 +642,12 @@ class RepoCache:
                 in_use=list(in_use),
             )
         return report
+
+
+def _touch(path: Path, when: float) -> None:
+    """``path`` exists with mtime ``when``."""
+    path.touch()
+    os.utime(path, (when, when))
 
 
 def _read_repo(entry: Path) -> str:

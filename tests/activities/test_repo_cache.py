@@ -288,6 +288,7 @@ async def test_concurrent_workspaces_of_one_repository_from_several_tasks(lab: L
         )
     )
     assert lab.git.count("init", "--bare") == 1  # one clone; the others waited and used it
+    assert lab.git.mirror_fetches() == 1  # nor did they fetch again: that fetch was after them
     paths = [Path(m.path) for m in made]
     assert len(set(paths)) == 6
     for i, ws in enumerate(paths):
