@@ -17,7 +17,7 @@ How it ends (a result, never an exception, except the last two):
 - any other exit, or a failure event: ``failed`` with ``failure_reason``;
 - the time limit: ``timed_out``; the run's token or agent-time budget spent:
   ``budget_exceeded`` (the agent is stopped as soon as a ``turn.completed`` shows it over);
-- either way the tree is checkpointed (one commit on top of where the step started, bundled to
+- either way the tree is checkpointed (one commit on the job's start, bundled to
   Convex storage) and the diff and the log are uploaded, so nothing stays only on this worker;
 - cancellation: the agent is stopped and ``asyncio.CancelledError`` propagates;
 - the worker shutting down (SIGTERM, a scale-in): the agent is stopped and the step fails with
@@ -182,7 +182,13 @@ async def run_agent(
                 heartbeat=beat,
                 heartbeat_interval=config.heartbeat_interval_seconds,
                 kill_grace=config.kill_grace_seconds,
-                sandbox=sandbox.policy(workspace=ws, home=home, tmp=tmp, network=inp.network),
+                sandbox=sandbox.policy(
+                    workspace=ws,
+                    home=home,
+                    tmp=tmp,
+                    network=inp.network,
+                    read_only=workspaces.shared_objects(ws),
+                ),
                 stdin=prompt_file,
                 log_limit=config.log_limit_bytes,
                 stop=stop,

@@ -85,7 +85,13 @@ async def run_check(
                 heartbeat=beat,
                 heartbeat_interval=config.heartbeat_interval_seconds,
                 kill_grace=config.kill_grace_seconds,
-                sandbox=sandbox.policy(workspace=ws, home=home, tmp=tmp, network=inp.network),
+                sandbox=sandbox.policy(
+                    workspace=ws,
+                    home=home,
+                    tmp=tmp,
+                    network=inp.network,
+                    read_only=workspaces.shared_objects(ws),
+                ),
                 log_limit=config.log_limit_bytes,
                 stop=stop,
             )

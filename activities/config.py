@@ -68,8 +68,16 @@ class JobConfig(BaseModel):
     tests turn it on (``JANGAR_ALLOW_LOCAL_REPOS``)."""
     webhook_secret: SecretStr | None = None
     """Key of the HMAC-SHA256 signature on run notifications (X-Jangar-Signature)."""
+    repo_cache_max_bytes: int = Field(default=20 * 1024**3, gt=0)
+    """Bound of the repository cache (one bare mirror per repository); least recently used
+    mirrors no workspace borrows from are evicted beyond it."""
 
     @property
     def workspaces_root(self) -> Path:
         """The directory holding one workspace per work order."""
         return self.data_dir.expanduser().resolve() / "workspaces"
+
+    @property
+    def repo_cache_root(self) -> Path:
+        """The repository cache: one bare mirror per repository (activities/repo_cache.py)."""
+        return self.data_dir.expanduser().resolve() / "repos"

@@ -50,6 +50,7 @@ GIT_NETWORK_ERROR = "GitNetworkError"  # retryable
 GIT_TIMEOUT = "GitTimeout"  # retryable
 GIT_COMMAND_FAILED = "GitCommandFailed"  # retryable (unknown cause; the retry policy bounds it)
 GIT_NOT_INSTALLED = "GitNotInstalled"  # non-retryable
+INVALID_BRANCH = "InvalidBranch"  # non-retryable: a branch name git refuses
 UNSAFE_WORKSPACE = "UnsafeWorkspace"  # non-retryable: its .git was tampered with
 REPOSITORY_NOT_ALLOWED = "RepositoryNotAllowed"  # non-retryable: a transport this worker refuses
 

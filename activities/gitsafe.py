@@ -46,8 +46,12 @@ redirect, and how each is closed here:
   ``-c submodule.recurse=false``, ``fetch.recurseSubmodules=false``,
   ``push.recurseSubmodules=no``;
 - ``objects/info/alternates`` (read another repository's objects, e.g. another job's, and
-  push them): deleted; ``refs/replace/*`` (change what the worker sees and pushes):
-  ``GIT_NO_REPLACE_OBJECTS=1``;
+  push them): deleted, except a line the worker itself granted: the objects directory of a
+  repository cache's mirror (:mod:`activities.repo_cache`) for which that cache wrote a
+  *borrow grant* naming this very workspace, outside it (see :func:`borrow_grant`). Every
+  other line goes (the file is rewritten with the granted lines only);
+  ``objects/info/http-alternates``: deleted; ``refs/replace/*`` (change what the worker sees
+  and pushes): ``GIT_NO_REPLACE_OBJECTS=1``;
 - ``.git`` as a symlink or gitfile, a ``commondir`` file, symlinked objects/refs/HEAD/index:
   refused (:class:`UnsafeRepository`); symlinks under ``.git/refs`` are deleted;
 - discovery of a repository above the workspace: ``GIT_CEILING_DIRECTORIES`` = its parent.
@@ -71,6 +75,7 @@ the agent writes, as the agent).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import stat
@@ -123,9 +128,12 @@ MINIMAL_CONFIG = (
 )
 # Entries of .git that must be what they seem: a symlink there points git at another tree.
 _NO_SYMLINKS = ("HEAD", "objects", "refs", "packed-refs", "index", "info", "objects/info")
-# Files that make git read another repository's data.
-_REMOVE = ("objects/info/alternates", "objects/info/http-alternates")
+# Files that make git read another repository's data (alternates: unless granted, below).
+_ALTERNATES = "objects/info/alternates"
+_REMOVE = ("objects/info/http-alternates",)
 _REFUSE = ("commondir",)
+# Borrow grants: ``<mirror>/../borrowers/<borrower_name(worktree)>`` (see borrow_grant).
+BORROWERS_DIR = "borrowers"
 
 
 class UnsafeRepository(Exception):
@@ -147,6 +155,76 @@ def allowed_protocols(allow_local: bool = False) -> tuple[str, ...]:
     """The transports git may use: https and ssh, plus file when local repositories are allowed
     (``JANGAR_ALLOW_LOCAL_REPOS``). Never http, ext, fd or any other remote helper."""
     return (*REMOTE_PROTOCOLS, "file") if allow_local else REMOTE_PROTOCOLS
+
+
+def borrower_name(worktree: Path) -> str:
+    """The file name of ``worktree``'s borrow grant: a hash of its real path."""
+    real = os.path.realpath(worktree)
+    return hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+
+
+def borrow_grant(objects_dir: Path, worktree: Path) -> Path:
+    """Where the worker records that ``worktree`` may read ``objects_dir`` as an alternate.
+
+    ``objects_dir`` is a mirror's objects directory, ``<entry>/mirror.git/objects``; the grant
+    is ``<entry>/borrowers/<borrower_name(worktree)>``, a regular file holding the workspace's
+    real path. It lives beside the mirror, never in the workspace, so the agent (which can
+    write only its workspace) cannot grant itself another repository's objects: pointing its
+    alternates at another mirror finds no grant there, and the line is removed.
+    """
+    return objects_dir.parent.parent / BORROWERS_DIR / borrower_name(worktree)
+
+
+def granted_alternate(line: str, worktree: Path) -> bool:
+    """True when the alternates line ``line`` of ``worktree``'s ``.git`` was granted.
+
+    Granted means: an absolute, normalised path without symlinks (its real path is itself),
+    named ``objects``, a directory outside the workspace, with a regular-file grant at
+    :func:`borrow_grant` (no symlink on the way) whose content is the workspace's real path.
+    Relative lines, quoted lines and comments are never granted.
+    """
+    if not line or not line.startswith("/") or os.path.normpath(line) != line:
+        return False
+    real_worktree = os.path.realpath(worktree)
+    objects = Path(line)
+    if os.path.realpath(line) != line or objects.name != "objects" or not objects.is_dir():
+        return False
+    if objects.is_relative_to(real_worktree):
+        return False
+    grant = borrow_grant(objects, worktree)
+    try:
+        st = grant.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or os.path.realpath(grant) != str(grant):
+        return False
+    try:
+        recorded = grant.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return False
+    return recorded.strip("\n") == real_worktree
+
+
+def _repair_alternates(path: Path, worktree: Path | None) -> list[str]:
+    """Keep only granted lines of an alternates file (none granted: delete it)."""
+    if not os.path.lexists(path):
+        return []
+    mode = path.lstat().st_mode
+    if stat.S_ISDIR(mode):
+        raise UnsafeRepository(
+            f"{path} is a directory; the workspace was tampered with: delete it so that it is"
+            " prepared afresh"
+        )
+    if worktree is not None and stat.S_ISREG(mode):
+        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        kept = [line for line in lines if granted_alternate(line, worktree)]
+        if kept == lines:
+            return []
+        if kept:
+            _write_atomically(path, "".join(f"{line}\n" for line in kept))
+            return [f"{path} (ungranted lines)"]
+    path.unlink()
+    return [str(path)]
 
 
 def hardening_args(allow_local: bool = False) -> list[str]:
@@ -321,8 +399,10 @@ def _remove_symlinks_under(directory: Path) -> list[str]:
     return removed
 
 
-def _repair_layout(git_dir: Path) -> tuple[bool, list[str]]:
-    """Check and repair ``.git`` around its config: (config needs reading, files removed)."""
+def _repair_layout(git_dir: Path, worktree: Path | None) -> tuple[bool, list[str]]:
+    """Check and repair ``.git`` around its config: (config needs reading, files removed).
+
+    ``worktree``: the workspace whose borrow grants count for alternates (None: none do)."""
     try:
         st = git_dir.lstat()
     except FileNotFoundError:
@@ -344,7 +424,7 @@ def _repair_layout(git_dir: Path) -> tuple[bool, list[str]]:
                 f"{git_dir / name} is a symlink; the workspace was tampered with: delete it so"
                 " that it is prepared afresh"
             )
-    removed: list[str] = []
+    removed: list[str] = _repair_alternates(git_dir / _ALTERNATES, worktree)
     for name in _REMOVE:
         path = git_dir / name
         if os.path.lexists(path):
@@ -360,9 +440,9 @@ def _repair_layout(git_dir: Path) -> tuple[bool, list[str]]:
 
 
 async def _sanitize_git_dir(
-    git_dir: Path, allowed: Sequence[str], git: str, time_limit: float
+    git_dir: Path, allowed: Sequence[str], git: str, time_limit: float, worktree: Path | None
 ) -> tuple[list[str], list[str]]:
-    read_config, removed_files = _repair_layout(git_dir)
+    read_config, removed_files = _repair_layout(git_dir, worktree)
     removed_keys: list[str] = []
     if read_config:
         config = git_dir / "config"
@@ -385,7 +465,8 @@ async def sanitize_repository(
     """Make ``worktree/.git`` safe for the worker's own git (see the module docstring).
 
     Nothing to do when there is no ``.git`` yet. Removes config keys not in ``allowed``
-    (rewriting ``.git/config`` atomically), alternates files and symlinks under
+    (rewriting ``.git/config`` atomically), alternates lines not granted to this workspace
+    (:func:`granted_alternate`; a nested repository's are never granted), symlinks under
     ``.git/refs``; raises :class:`UnsafeRepository` for a ``.git`` that is not a plain
     directory, a ``commondir`` file, or symlinked objects/refs/HEAD/index. With ``nested``,
     the same is done for every nested repository recorded in the index (``git add`` runs
@@ -393,13 +474,15 @@ async def sanitize_repository(
     ``<path>:<key>``.
     """
     git_dir = worktree / ".git"
-    removed_keys, removed_files = await _sanitize_git_dir(git_dir, allowed, git, time_limit)
+    removed_keys, removed_files = await _sanitize_git_dir(
+        git_dir, allowed, git, time_limit, worktree
+    )
     if nested and (git_dir / "index").is_file() and not (git_dir / "index").is_symlink():
         for path in await _gitlinks(worktree, git, time_limit):
             sub = _nested_git_dir(worktree, git_dir, path)
             if sub is None:
                 continue
-            keys, files = await _sanitize_git_dir(sub, allowed, git, time_limit)
+            keys, files = await _sanitize_git_dir(sub, allowed, git, time_limit, None)
             removed_keys += [f"{path}:{key}" for key in keys]
             removed_files += files
     report = SanitizeReport(tuple(removed_keys), tuple(removed_files))

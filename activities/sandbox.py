@@ -182,23 +182,44 @@ class SandboxConfig:
     def enabled(self) -> bool:
         return self.mode != "off"
 
-    def policy(self, *, workspace: Path, home: Path, tmp: Path, network: bool) -> SandboxPolicy:
-        """The policy of one step (the agent, or one check) of a job."""
-        return SandboxPolicy(config=self, workspace=workspace, home=home, tmp=tmp, network=network)
+    def policy(
+        self,
+        *,
+        workspace: Path,
+        home: Path,
+        tmp: Path,
+        network: bool,
+        read_only: tuple[Path, ...] = (),
+    ) -> SandboxPolicy:
+        """The policy of one step (the agent, or one check) of a job; ``read_only``: paths
+        under the hidden data directory the step must read (the repository cache's objects
+        its workspace borrows)."""
+        return SandboxPolicy(
+            config=self,
+            workspace=workspace,
+            home=home,
+            tmp=tmp,
+            network=network,
+            read_only=read_only,
+        )
 
 
 @dataclass(frozen=True)
 class SandboxPolicy:
-    """How one step runs: its workspace (writable), its own HOME and TMPDIR, network or not."""
+    """How one step runs: its workspace (writable), its own HOME and TMPDIR, network or not,
+    and any of the worker's own paths it may read (``read_only``, bound after the hidden
+    ones)."""
 
     config: SandboxConfig
     workspace: Path
     home: Path
     tmp: Path
     network: bool = False
+    read_only: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         _absolute((self.workspace, self.home, self.tmp), "workspace, home and tmp")
+        _absolute(self.read_only, "read_only")
 
     @property
     def enabled(self) -> bool:
@@ -381,7 +402,10 @@ def bwrap_argv(
         elif path.exists() and _under(path, visible):
             out += ["--ro-bind", "/dev/null", str(path)]
 
-    # 3. Writable: the workspace (on top of the hidden data dir), the step's HOME and TMPDIR.
+    # 3. The step's own read-only paths, then the writable ones: the workspace (on top of the
+    # hidden data dir), the step's HOME and TMPDIR.
+    for path in sorted({_resolved(p) for p in policy.read_only if p.exists()}, key=_depth):
+        out += ["--ro-bind", str(path), str(path)]
     for path in sorted({_resolved(p) for p in policy.writable}, key=_depth):
         out += ["--bind", str(path), str(path)]
 
@@ -414,7 +438,8 @@ def visible_roots(policy: SandboxPolicy) -> list[Path]:
     for path in (*config.read_only, *config.extra_read_only):
         if path.exists():
             roots += [path, _resolved(path)]
-    return [*roots, *(_resolved(p) for p in policy.writable)]
+    own = (*policy.read_only, *policy.writable)
+    return [*roots, *(_resolved(p) for p in own)]
 
 
 def resolve_program(policy: SandboxPolicy, program: str, cwd: Path, env: Mapping[str, str]) -> str:

@@ -7,10 +7,12 @@ commit, clean, before the step runs:
 
 - on the worker that already has it: ``checkout --force`` + ``clean -ffdx`` (a tree an earlier,
   killed attempt left dirty is reset, never reused as is);
-- elsewhere: a fresh workspace from the repository (its base), plus the job's own commits from
-  the checkpoint bundle in Convex storage (``bundle_storage_id``).
+- elsewhere: a workspace made from this worker's repository cache at the job's start
+  (``activities.repo_cache``: one bare mirror per repository, fetched incrementally; the
+  workspace borrows its objects, so making one costs a checkout, not a clone), plus the job's
+  own commit from the checkpoint bundle in Convex storage (``activities.checkpoint``).
 
-``Workspaces.checkpoint`` turns what the agent left into ONE commit on top of the start (the
+``Workspaces.checkpoint`` turns what the agent left into ONE commit on the job's start (the
 job's message and author, with a fixed time so the same tree always gives the same commit),
 writes ``git bundle`` of ``start..commit`` and the diff, and uploads both to Convex storage:
 from then on the work exists off this worker.
@@ -24,7 +26,9 @@ directory; ``sweep`` removes those untouched for the retention period, never one
 
 Credentials: the repository URL given is used on git's command line only, with the token as a
 header (``activities.gitcli``); ``.git/config`` records the URL with credentials removed, so
-the agent, which works in this directory, cannot read a token from it.
+the agent, which works in this directory, cannot read a token from it. The sandboxed agent and
+checks see the mirror's objects read-only (``shared_objects``), so their own git works and
+cannot write the cache every other job of the repository uses.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import itertools
 import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -45,19 +49,29 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from temporalio.exceptions import ApplicationError
 
+from activities import checkpoint as checkpoints
+from activities.checkpoint import CHECKPOINT_INVALID
 from activities.config import JobConfig
-from activities.gitcli import REPOSITORY_NOT_FOUND, run_git
+from activities.gitcli import INVALID_BRANCH, REPOSITORY_NOT_FOUND, run_git
+from activities.gitrunner import git_runner
+from activities.gitsafe import granted_alternate
 from activities.models import JobSpec, StoredFile, Workspace, WorkspaceState
+from activities.repo_cache import START_COMMIT_NOT_FOUND, RepoCache
 from activities.repo_url import classify_repo, redact_url
 from activities.storage import FileStore
 
-BASE_BRANCH_NOT_FOUND = "BaseBranchNotFound"  # non-retryable
-INVALID_BRANCH = "InvalidBranch"  # non-retryable
-PARENT_COMMIT_MISSING = "ParentCommitMissing"  # non-retryable: the branch was rewritten
-CHECKPOINT_INVALID = "CheckpointInvalid"  # non-retryable: the bundle lacks the commit
+__all__ = [
+    "BASE_BRANCH_NOT_FOUND",
+    "CHECKPOINT_INVALID",
+    "INVALID_BRANCH",
+    "PARENT_COMMIT_MISSING",
+    "Checkpoint",
+    "Workspaces",
+]
 
-FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
-CHECKPOINT_REF = "refs/jangar/checkpoint"
+BASE_BRANCH_NOT_FOUND = "BaseBranchNotFound"  # non-retryable
+PARENT_COMMIT_MISSING = "ParentCommitMissing"  # non-retryable: the branch was rewritten
+
 LEASE_FILE = ".jangar-lease"
 
 log = structlog.stdlib.get_logger(__name__)
@@ -85,24 +99,16 @@ def _local_repo_path(repo: str) -> Path | None:
     return None
 
 
-def parse_shortstat(text: str) -> tuple[int, int, int]:
-    """(files changed, insertions, deletions) from ``git diff --shortstat``."""
-    counts = {"file": 0, "insertion": 0, "deletion": 0}
-    words = text.replace(",", " ").split()
-    for number, kind in itertools.pairwise(words):
-        if number.isdigit():
-            for key in counts:
-                if kind.startswith(key):
-                    counts[key] = int(number)
-    return counts["file"], counts["insertion"], counts["deletion"]
-
-
 class Workspaces:
     """The job workspaces of one worker (see the module docstring)."""
 
     def __init__(self, config: JobConfig, *, files: FileStore) -> None:
         self._config = config
         self._files = files
+        self._git_runner = git_runner(config)
+        self.cache = RepoCache(
+            config.repo_cache_root, max_bytes=config.repo_cache_max_bytes, git=self._git_runner
+        )
         self.root = config.workspaces_root
         self.private_root = config.data_dir.expanduser().resolve() / "private"
         self._locks: dict[str, asyncio.Lock] = {}
@@ -117,6 +123,16 @@ class Workspaces:
         path = self.private_root / work_order_id
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
+
+    def shared_objects(self, ws: Path) -> tuple[Path, ...]:
+        """The object directories ``ws`` borrows (its mirror's), which a sandboxed step must
+        see read-only for its own git to work; only lines the cache granted count."""
+        alternates = ws / ".git" / "objects" / "info" / "alternates"
+        try:
+            lines = alternates.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        except OSError:
+            return ()
+        return tuple(Path(line) for line in lines if granted_alternate(line, ws))
 
     # ----- git helpers ---------------------------------------------------------------------
     async def _git(self, args: list[str], ws: Path, **kwargs: Any) -> str:
@@ -133,84 +149,65 @@ class Workspaces:
         sha = out.stdout.strip()
         return sha if out.exit_code == 0 and sha else None
 
-    async def _open_or_init(self, path: Path, repo: str) -> bool:
-        """Reuse ``path`` if it is a workspace of ``repo`` (True), else make it afresh."""
-        recorded = redact_url(repo)
-        if (path / ".git").is_dir():
-            origin = await run_git(
-                ["config", "--get", "remote.origin.url"], cwd=path, config=self._config, check=False
-            )
-            if origin.exit_code == 0 and origin.stdout.strip() == recorded:
-                (path / ".git" / "index.lock").unlink(missing_ok=True)  # left by a killed git
-                return True
-        await asyncio.to_thread(_make_empty, path)
-        await self._git(["init", "--quiet"], path)
-        await self._git(["remote", "add", "origin", recorded], path)
-        return False
-
-    async def _fetch(self, ws: Path, repo: str, heartbeat: Heartbeat | None) -> None:
-        shown = redact_url(repo)
-        local = _local_repo_path(repo)
-        if local is not None and not local.exists():
-            raise ApplicationError(
-                f"repository {shown} not found: no such path on this worker",
-                type=REPOSITORY_NOT_FOUND,
-                non_retryable=True,
-            )
-        await self._git(
-            ["fetch", "--prune", "--no-tags", "--", repo, FETCH_REFSPEC],
-            ws,
-            remote=repo,
-            heartbeat=heartbeat,
-            what=f"git fetch {shown}",
-        )
-
-    async def _default_branch(self, ws: Path, repo: str) -> str:
+    async def _default_branch(self, job: JobSpec) -> str:
         listing = await self._git(
-            ["ls-remote", "--symref", "--", repo, "HEAD"],
-            ws,
-            remote=repo,
+            ["ls-remote", "--symref", "--", job.repo, "HEAD"],
+            self.private_dir(job.work_order_id),
+            remote=job.repo,
             what="git ls-remote (default branch)",
         )
         for line in listing.splitlines():
             if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
                 return line[len("ref: refs/heads/") : -len("\tHEAD")]
-        branches = await self._remote_branches(ws)
+        branches = await self.cache.branches(job.repo)
         for candidate in ("main", "master"):
             if candidate in branches:
                 return candidate
         raise ApplicationError(
-            f"repository {redact_url(repo)} has no default branch (is it empty?); push a first"
-            " commit or set the work order's base branch",
+            f"repository {redact_url(job.repo)} has no default branch (is it empty?); push a"
+            " first commit or set the work order's base branch",
             type=BASE_BRANCH_NOT_FOUND,
             non_retryable=True,
         )
 
-    async def _remote_branches(self, ws: Path) -> list[str]:
-        refs = await self._git(
-            ["for-each-ref", "--format=%(refname:lstrip=3)", "refs/remotes/origin/"], ws
-        )
-        return [name for name in refs.splitlines() if name and name != "HEAD"]
-
     async def _checkout_exact(self, ws: Path, branch: str, sha: str) -> None:
         await self._git(["checkout", "--quiet", "--force", "-B", branch, sha], ws)
         await self._git(["clean", "-ffdxq"], ws)
+
+    async def _has(self, ws: Path, state: WorkspaceState) -> bool:
+        """``ws`` is a workspace of the state's repository holding its commit."""
+        if not (ws / ".git").is_dir():
+            return False
+        origin = await run_git(
+            ["config", "--get", "remote.origin.url"], cwd=ws, config=self._config, check=False
+        )
+        if origin.exit_code != 0 or origin.stdout.strip() != redact_url(state.repo):
+            return False
+        (ws / ".git" / "index.lock").unlink(missing_ok=True)  # left by a killed git
+        return await self._rev(ws, state.commit_sha) == state.commit_sha
 
     # ----- prepare -------------------------------------------------------------------------
     async def prepare(self, job: JobSpec, *, heartbeat: Heartbeat | None = None) -> Workspace:
         """Resolve where the job starts and check it out: the base branch's tip, or for a
         follow-up the head its earlier order pushed."""
         path = self.path_for(job.work_order_id)
+        shown = redact_url(job.repo)
+        local = _local_repo_path(job.repo)
+        if local is not None and not local.exists():
+            raise ApplicationError(
+                f"repository {shown} not found: no such path on this worker",
+                type=REPOSITORY_NOT_FOUND,
+                non_retryable=True,
+            )
         async with self._lock(job.work_order_id):
-            reused = await self._open_or_init(path, job.repo)
-            await self._fetch(path, job.repo, heartbeat)
-            base = job.base_branch or await self._default_branch(path, job.repo)
-            base_tip = await self._rev(path, f"refs/remotes/origin/{base}")
+            await self.cache.mirror(job.repo, fetch=True, heartbeat=heartbeat)
+            base = job.base_branch or await self._default_branch(job)
+            base_tip = await self.cache.resolve(job.repo, f"refs/heads/{base}")
             if base_tip is None:
-                known = await self._remote_branches(path)
+                known = await self.cache.branches(job.repo)
                 listed = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
                 raise ApplicationError(
-                    f"base branch {base!r} does not exist in {redact_url(job.repo)} (branches:"
+                    f"base branch {base!r} does not exist in {shown} (branches:"
                     f" {listed or 'none'}); fix the work order's base branch",
                     type=BASE_BRANCH_NOT_FOUND,
                     non_retryable=True,
@@ -221,7 +218,7 @@ class Workspaces:
                     type=INVALID_BRANCH,
                     non_retryable=True,
                 )
-            remote_branch = await self._rev(path, f"refs/remotes/origin/{job.branch}")
+            remote_branch = await self.cache.resolve(job.repo, f"refs/heads/{job.branch}")
             start = base_tip
             if job.parent is not None:
                 if remote_branch != job.parent.commit_sha:
@@ -233,7 +230,9 @@ class Workspaces:
                         non_retryable=True,
                     )
                 start = job.parent.commit_sha
-            await self._checkout_exact(path, job.branch, start)
+            made = await self.cache.make_workspace(
+                job.repo, path, start_sha=start, branch=job.branch, heartbeat=heartbeat
+            )
             self._touch(path)
         state = WorkspaceState(
             work_order_id=job.work_order_id,
@@ -245,19 +244,19 @@ class Workspaces:
         log.info(
             "workspace_prepared",
             path=str(path),
-            repo=redact_url(job.repo),
+            repo=shown,
             branch=job.branch,
             base_branch=base,
             start=start,
-            reused=reused,
+            reused=made.reused,
             follow_up=job.parent is not None,
         )
         return Workspace(
             state=state,
             base_branch=base,
             remote_branch_sha=remote_branch,
-            repo=redact_url(job.repo),
-            reused=reused,
+            repo=shown,
+            reused=made.reused,
         )
 
     # ----- hold ----------------------------------------------------------------------------
@@ -285,25 +284,32 @@ class Workspaces:
         """The workspace at exactly ``state.commit_sha``, clean, held for this step."""
         path = self.path_for(state.work_order_id)
         async with self._lock(state.work_order_id):
-            await self._open_or_init(path, state.repo)
-            if await self._rev(path, state.base_sha) is None:
-                await self._fetch(path, state.repo, heartbeat)
-                if await self._rev(path, state.base_sha) is None:
-                    raise ApplicationError(
-                        f"the job's start {state.base_sha[:12]} is no longer in"
-                        f" {redact_url(state.repo)} (the branch was rewritten)",
-                        type=PARENT_COMMIT_MISSING,
-                        non_retryable=True,
-                    )
-            if await self._rev(path, state.commit_sha) is None:
-                await self._restore(path, state, heartbeat)
+            if not await self._has(path, state):
+                await self._rebuild(path, state, heartbeat)
             await self._checkout_exact(path, state.branch, state.commit_sha)
             self._touch(path)
             yield path
             self._touch(path)
 
-    async def _restore(self, ws: Path, state: WorkspaceState, heartbeat: Heartbeat | None) -> None:
-        """Bring the job's own commits in from its checkpoint bundle in Convex storage."""
+    async def _rebuild(
+        self, path: Path, state: WorkspaceState, heartbeat: Heartbeat | None
+    ) -> None:
+        """The job's start from the repository cache, then its own commit from the bundle."""
+        try:
+            await self.cache.make_workspace(
+                state.repo, path, start_sha=state.base_sha, branch=state.branch, heartbeat=heartbeat
+            )
+        except ApplicationError as exc:
+            if exc.type != START_COMMIT_NOT_FOUND:
+                raise
+            raise ApplicationError(
+                f"the job's start {state.base_sha[:12]} is no longer in"
+                f" {redact_url(state.repo)} (the branch was rewritten)",
+                type=PARENT_COMMIT_MISSING,
+                non_retryable=True,
+            ) from None
+        if state.commit_sha == state.base_sha:
+            return
         if state.bundle_storage_id is None:
             raise ApplicationError(
                 f"commit {state.commit_sha[:12]} is not in the repository and the state names"
@@ -313,17 +319,13 @@ class Workspaces:
             )
         bundle = self.private_dir(state.work_order_id) / "bundles" / f"{state.commit_sha}.bundle"
         await self._files.get(state.bundle_storage_id, bundle, heartbeat=heartbeat)
-        await self._git(["bundle", "verify", "--quiet", str(bundle)], ws)
-        await self._git(
-            ["fetch", "--quiet", str(bundle), f"+{CHECKPOINT_REF}:{CHECKPOINT_REF}"], ws
+        await checkpoints.restore_checkpoint(
+            path,
+            bundle=bundle,
+            commit_sha=state.commit_sha,
+            branch=state.branch,
+            git=self._git_runner,
         )
-        if await self._rev(ws, state.commit_sha) is None:
-            raise ApplicationError(
-                f"checkpoint bundle {state.bundle_storage_id} does not hold commit"
-                f" {state.commit_sha[:12]}",
-                type=CHECKPOINT_INVALID,
-                non_retryable=True,
-            )
         log.info("workspace_restored", commit=state.commit_sha, bundle=state.bundle_storage_id)
 
     # ----- checkpoint ----------------------------------------------------------------------
@@ -336,43 +338,33 @@ class Workspaces:
         committed_at_ms: int,
         heartbeat: Heartbeat | None = None,
     ) -> Checkpoint:
-        """Commit the tree on top of ``state.commit_sha`` and put the work in Convex storage."""
-        await self._git(["add", "--all"], ws)
-        staged = await run_git(
-            ["diff", "--cached", "--quiet", state.commit_sha],
-            cwd=ws,
-            config=self._config,
-            check=False,
-        )
-        if staged.exit_code == 0:
-            return Checkpoint(state=state, diff=None, files_changed=0, insertions=0, deletions=0)
-        when = f"@{committed_at_ms // 1000} +0000"
-        who = {
-            "GIT_AUTHOR_NAME": self._config.git_author_name,
-            "GIT_AUTHOR_EMAIL": self._config.git_author_email,
-            "GIT_COMMITTER_NAME": self._config.git_author_name,
-            "GIT_COMMITTER_EMAIL": self._config.git_author_email,
-            "GIT_AUTHOR_DATE": when,
-            "GIT_COMMITTER_DATE": when,
-        }
-        tree = (await self._git(["write-tree"], ws)).strip()
-        commit = (
-            await self._git(
-                ["commit-tree", tree, "-p", state.commit_sha, "-m", message], ws, extra_env=who
-            )
-        ).strip()
-        await self._git(["update-ref", CHECKPOINT_REF, commit], ws)
-        await self._checkout_exact(ws, state.branch, commit)
+        """Commit the tree as one commit on the job's start and put it in Convex storage."""
         private = self.private_dir(state.work_order_id)
-        bundle = private / "bundles" / f"{commit}.bundle"
-        bundle.parent.mkdir(exist_ok=True)
-        await self._git(
-            ["bundle", "create", "--quiet", str(bundle), CHECKPOINT_REF, f"^{state.base_sha}"], ws
+        made = await checkpoints.create_checkpoint(
+            ws,
+            base_sha=state.base_sha,
+            message=message,
+            author=(self._config.git_author_name, self._config.git_author_email),
+            at=datetime.fromtimestamp(committed_at_ms // 1000, tz=UTC),
+            out=private / "bundles" / "checkpoint.bundle",
+            git=self._git_runner,
         )
+        if made.commit_sha == state.commit_sha:  # nothing new since the last checkpoint
+            return Checkpoint(state=state, diff=None, files_changed=0, insertions=0, deletions=0)
+        if not made.changed or made.bundle_path is None:  # the agent undid earlier work
+            new_state = state.model_copy(
+                update={"commit_sha": state.base_sha, "bundle_storage_id": None}
+            )
+            await self._checkout_exact(ws, state.branch, state.base_sha)
+            return Checkpoint(
+                state=new_state, diff=None, files_changed=0, insertions=0, deletions=0
+            )
+        commit = made.commit_sha
+        await self._checkout_exact(ws, state.branch, commit)
+        bundle = private / "bundles" / f"{commit}.bundle"
+        os.replace(made.bundle_path, bundle)
         diff_path = private / f"diff-{commit[:12]}.patch"
         await self._git(["diff", "--binary", f"--output={diff_path}", state.base_sha, commit], ws)
-        stat = await self._git(["diff", "--shortstat", state.base_sha, commit], ws)
-        files, insertions, deletions = parse_shortstat(stat)
         stored_bundle = await self._files.put(
             bundle, content_type="application/x-git-bundle", heartbeat=heartbeat
         )
@@ -382,13 +374,13 @@ class Workspaces:
         new_state = state.model_copy(
             update={"commit_sha": commit, "bundle_storage_id": stored_bundle.storage_id}
         )
-        log.info("workspace_checkpointed", commit=commit, files_changed=files)
+        log.info("workspace_checkpointed", commit=commit, files_changed=made.files_changed)
         return Checkpoint(
             state=new_state,
             diff=stored_diff,
-            files_changed=files,
-            insertions=insertions,
-            deletions=deletions,
+            files_changed=made.files_changed,
+            insertions=made.insertions,
+            deletions=made.deletions,
         )
 
     # ----- disk ----------------------------------------------------------------------------
@@ -399,7 +391,8 @@ class Workspaces:
 
     def sweep(self, *, retention_seconds: float, now: float | None = None) -> list[str]:
         """Remove workspaces and private files untouched for ``retention_seconds``, never one
-        a step holds; the work order ids removed."""
+        a step holds; the work order ids removed. (A removed workspace's borrow grant is
+        stale from then on, and the cache drops it: its mirror may be evicted again.)"""
         cutoff = (now if now is not None else time.time()) - retention_seconds
         removed: list[str] = []
         for root in (self.root, self.private_root):
@@ -420,22 +413,14 @@ class Workspaces:
         return sorted(set(removed))
 
     def disk_bytes(self) -> int:
-        """Bytes the workspaces and private files take on disk."""
+        """Bytes the workspaces, private files and repository cache take on disk."""
         total = 0
-        for root in (self.root, self.private_root):
+        for root in (self.root, self.private_root, self.cache.root):
             for dirpath, _dirs, names in os.walk(root):
                 for name in names:
                     with contextlib.suppress(OSError):
                         total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
         return total
-
-
-def _make_empty(path: Path) -> None:
-    """An empty directory at ``path``; whatever was there (not a workspace of ours) goes."""
-    if path.exists():
-        log.info("workspace_discarded", path=str(path), reason="not a workspace of this repo")
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
 
 
 async def _flock(handle: Any) -> None:

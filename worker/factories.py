@@ -64,6 +64,7 @@ def job_config(settings: Settings) -> JobConfig:
         default_checks=tuple(settings.check_commands),
         allow_local_repos=settings.allow_local_repos,
         webhook_secret=settings.webhook_secret,
+        repo_cache_max_bytes=int(settings.repo_cache_gb * 1024**3),
     )
 
 

@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JANGAR_GIT_TIMEOUT_SECONDS"),
         description="Time limit of one git command (clone, fetch, push).",
     )
+    repo_cache_gb: float = Field(
+        default=20.0,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_REPO_CACHE_GB"),
+        description="Bound of the repository cache (one bare mirror per repository), in GiB.",
+    )
     agent_env_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["CODEX_API_KEY", "OPENAI_API_KEY"],
         validation_alias=AliasChoices("JANGAR_AGENT_ENV_ALLOW"),

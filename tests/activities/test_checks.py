@@ -123,3 +123,27 @@ async def test_checks_do_not_see_the_agents_or_the_workers_secrets(
     assert "MY_SETTING=visible" in result.output_tail
     assert "sk-agent-only" not in result.output_tail
     assert "canary-convex-9c" not in result.output_tail
+
+
+@pytest.mark.skipif(not HAVE_BWRAP, reason="needs bubblewrap")
+async def test_a_checks_own_git_reads_the_borrowed_history_and_cannot_write_the_cache(
+    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+) -> None:
+    """The workspace borrows the repository cache's objects: the sandbox shows them read-only
+    at their path (the rest of the data directory stays hidden)."""
+    state = await checkpoint(activity_env, jobs, prepared)
+    ws = jobs.workspaces.path_for(state.work_order_id)
+    [objects] = jobs.workspaces.shared_objects(ws)
+    command = (
+        "git log --format=%s -2 && git status --porcelain"
+        f" && (touch {objects}/planted 2>/dev/null && echo WROTE || echo READ-ONLY)"
+        f" && (ls {objects.parent.parent} 2>/dev/null | wc -l)"
+    )
+    result = await activity_env.run(
+        jobs.run_check, RunCheckInput(state=state, command=command, index=1)
+    )
+    assert result.passed, result.output_tail
+    lines = result.output_tail.splitlines()
+    assert lines[:2] == ["Write a greeting", "initial commit"]  # the checkpoint, the base
+    assert "READ-ONLY" in lines and "WROTE" not in lines
+    assert not (objects / "planted").exists()

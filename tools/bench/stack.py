@@ -46,6 +46,9 @@ class Sizes:
     conc_jobs: int  # stand-in jobs at concurrency `concurrency`
     concurrency: int
     real_jobs: int  # whole jobs with the stand-in agent and git (after one warm-up)
+    ws_repo: str = "large"  # section 5's generated repository: "large" or "medium"
+    ws_warm_jobs: int = 5  # section 5: jobs on a warm repository cache
+    ws_cold_runs: int = 2  # section 5: cold caches (and today's new work orders) to measure
 
 
 FULL = Sizes(
@@ -60,7 +63,16 @@ FULL = Sizes(
 
 
 QUICK = Sizes(
-    calls=80, legacy_calls=40, inflight=8, seq_jobs=2, conc_jobs=8, concurrency=8, real_jobs=1
+    calls=80,
+    legacy_calls=40,
+    inflight=8,
+    seq_jobs=2,
+    conc_jobs=8,
+    concurrency=8,
+    real_jobs=1,
+    ws_repo="medium",
+    ws_warm_jobs=2,
+    ws_cold_runs=1,
 )
 
 

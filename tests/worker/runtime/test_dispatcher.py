@@ -412,7 +412,10 @@ async def test_an_order_the_job_could_never_run_is_rejected_at_dispatch(
     local = await create_order(op_convex_client, str(make_bare_repo(tmp_path / "r")), "x")
     bad_branch = await create_order(op_convex_client, REPO, "x")
     bad_check = await create_order(op_convex_client, REPO, "x")
-    edits = {bad_branch: {"branchHint": "a..b"}, bad_check: {"checks": ["make\x00test"]}}
+    edits: dict[str, dict[str, Any]] = {
+        bad_branch: {"branchHint": "a..b"},
+        bad_check: {"checks": ["make\x00test"]},
+    }
     listed = op_convex_client.query
 
     async def query(path: str, args: dict[str, Any] | None = None) -> Any:
