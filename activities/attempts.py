@@ -44,8 +44,8 @@ def previous_attempts(attempt: int, previous: dict[str, Any] | None) -> Attempts
         why = f"attempt {attempt - 1} was handed over by {worker}, which was shutting down"
     elif previous:
         why = (
-            f"attempt {attempt - 1} on {worker} ended without a result after"
-            f" {previous.get('elapsed_seconds', '?')} s (the worker was lost or timed out)"
+            f"attempt {attempt - 1} on {worker} stopped heartbeating without a result (the"
+            " worker was lost, or the step outlived its time limit)"
         )
     else:
         why = f"attempt {attempt - 1} ended before it could report (the worker was lost)"

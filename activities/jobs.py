@@ -23,7 +23,7 @@ from typing import Any
 from temporalio import activity
 
 from activities import agent, checks, git_push, job_loader, pull_request, webhook
-from activities.attempts import AttemptContext
+from activities.attempts import AttemptContext, previous_attempts
 from activities.config import JobConfig
 from activities.convex_client import ConvexClient
 from activities.live_events import LiveEvents
@@ -47,8 +47,14 @@ from activities.webhook import WebhookInput, WebhookResult
 from activities.workspace import Workspaces
 
 
-def _heartbeat(*details: Any) -> None:
-    activity.heartbeat(*details)
+def _beat(ctx: AttemptContext) -> Callable[..., None]:
+    """The heartbeat of a git step: names this worker, so a retry can say whose attempt it
+    replaced (``previous_attempts``)."""
+
+    def beat(*_details: Any) -> None:
+        ctx.heartbeat({"worker": ctx.worker_id})
+
+    return beat
 
 
 def _context(worker_id: str) -> AttemptContext:
@@ -108,7 +114,9 @@ class JobActivities:
     @activity.defn(name="prepare_workspace")
     async def prepare_workspace(self, inp: PrepareWorkspaceInput) -> Workspace:
         """Resolve where the job starts (the base tip, or a follow-up's branch head)."""
-        return await self.workspaces.prepare(inp.job, heartbeat=_heartbeat)
+        ctx = _context(self.config.worker_id)
+        made = await self.workspaces.prepare(inp.job, heartbeat=_beat(ctx))
+        return made.model_copy(update={"attempts": previous_attempts(ctx.attempt, ctx.previous)})
 
     @activity.defn(name="run_agent")
     async def run_agent(self, inp: RunAgentInput) -> AgentResult:
@@ -139,9 +147,11 @@ class JobActivities:
     @activity.defn(name="commit_and_push")
     async def commit_and_push(self, inp: CommitAndPushInput) -> CommitResult:
         """Push the checkpoint commit to the work branch."""
-        return await git_push.commit_and_push(
-            inp, config=self.config, workspaces=self.workspaces, heartbeat=_heartbeat
+        ctx = _context(self.config.worker_id)
+        pushed = await git_push.commit_and_push(
+            inp, config=self.config, workspaces=self.workspaces, heartbeat=_beat(ctx)
         )
+        return pushed.model_copy(update={"attempts": previous_attempts(ctx.attempt, ctx.previous)})
 
     @activity.defn(name="open_pull_request")
     async def open_pull_request(self, inp: OpenPullRequestInput) -> PullRequestResult:

@@ -306,6 +306,13 @@ class WorkspaceState(JobModel):
         return self.commit_sha != self.base_sha
 
 
+class Attempts(JobModel):
+    """How many attempts a step took and why the earlier ones ended (from their heartbeats)."""
+
+    count: int = Field(default=1, ge=1)
+    reasons: tuple[str, ...] = ()
+
+
 class PrepareWorkspaceInput(JobModel):
     """Resolve where the job starts and make its workspace (on the worker that runs this)."""
 
@@ -324,6 +331,7 @@ class Workspace(JobModel):
     )
     repo: str = Field(description="The repository location with credentials removed.")
     reused: bool = Field(description="True when this worker's cached workspace was reused.")
+    attempts: Attempts = Field(default_factory=Attempts)
 
     def step_record(self) -> StepRecord:
         payload = WorkspacePayload(
@@ -331,8 +339,10 @@ class Workspace(JobModel):
             base_sha=self.state.base_sha,
             base_branch=self.base_branch,
             follow_up=self.remote_branch_sha == self.state.base_sha,
+            attempts=self.attempts.count,
+            retried_because=list(self.attempts.reasons) or None,
         )
-        return StepRecord(status="succeeded", payload=payload.dump())
+        return StepRecord(status="succeeded", payload=payload.dump(), attempts=self.attempts.count)
 
 
 class WorkspacePayload(Payload):
@@ -342,6 +352,8 @@ class WorkspacePayload(Payload):
     base_sha: str
     base_branch: str
     follow_up: bool = False
+    attempts: int = 1
+    retried_because: list[str] | None = None
 
 
 class StoredFile(JobModel):
@@ -350,13 +362,6 @@ class StoredFile(JobModel):
     storage_id: str
     bytes: int = Field(ge=0)
     truncated: bool = Field(default=False, description="The log hit its cap (head and tail kept).")
-
-
-class Attempts(JobModel):
-    """How many attempts a step took and why the earlier ones ended (from their heartbeats)."""
-
-    count: int = Field(default=1, ge=1)
-    reasons: tuple[str, ...] = ()
 
 
 # --- run_agent ------------------------------------------------------------------------------
@@ -579,12 +584,17 @@ class CommitResult(JobModel):
     branch: str
     base_sha: str
     commit_sha: str | None = Field(description="The pushed commit; None when unchanged.")
+    attempts: Attempts = Field(default_factory=Attempts)
 
     def step_record(self) -> StepRecord:
         payload = CommitPayload(
-            changed=self.changed, commit_sha=self.commit_sha, reason=self.reason
+            changed=self.changed,
+            commit_sha=self.commit_sha,
+            reason=self.reason,
+            attempts=self.attempts.count,
+            retried_because=list(self.attempts.reasons) or None,
         )
-        return StepRecord(status="succeeded", payload=payload.dump())
+        return StepRecord(status="succeeded", payload=payload.dump(), attempts=self.attempts.count)
 
 
 class CommitPayload(Payload):
@@ -593,6 +603,8 @@ class CommitPayload(Payload):
     changed: bool
     commit_sha: str | None
     reason: str | None = None
+    attempts: int = 1
+    retried_because: list[str] | None = None
 
 
 # --- open_pull_request ----------------------------------------------------------------------

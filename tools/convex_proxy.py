@@ -4,10 +4,12 @@ the way a network does. Used by the integration tests (faults) and the benchmark
 It counts HTTP requests (function calls and file uploads and downloads) by their request lines
 in the client's byte stream, so a keep-alive connection's requests each count.
 
-Two faults, switched on by a test while a job runs:
+Three faults, switched on by a test while a job runs:
 - ``down``: every new connection is closed at once (Convex unreachable);
 - ``lose_responses(n)``: the next ``n`` responses are dropped after the backend produced them,
-  and the connection is cut: the write landed, the caller never hears so and retries.
+  and the connection is cut: the write landed, the caller never hears so and retries;
+- ``lose_one_in = n``: from then on, every ``n``-th answer (counted by the chunks the backend
+  sends back) is dropped the same way: a lossy network, for as long as it is set.
 The worker's Convex client sees both as retryable errors; Convex's idempotency must absorb them.
 """
 
@@ -29,6 +31,8 @@ class FlakyProxy:
         self.lost = 0
         self.refused = 0
         self.requests = 0
+        self.lose_one_in = 0
+        self._answers = 0
         self._connections: set[asyncio.Task[None]] = set()
 
     @property
@@ -36,6 +40,10 @@ class FlakyProxy:
         assert self._server is not None
         port = self._server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
+
+    def retarget(self, target_host: str, target_port: int) -> None:
+        """Send new connections to another backend (one restarted on another port)."""
+        self._target = (target_host, target_port)
 
     def lose_responses(self, n: int) -> None:
         self._to_lose += n
@@ -85,8 +93,11 @@ class FlakyProxy:
 
         async def downstream() -> None:
             while data := await backend_r.read(65536):
-                if self._to_lose > 0:
-                    self._to_lose -= 1
+                self._answers += 1
+                lossy = self.lose_one_in > 0 and self._answers % self.lose_one_in == 0
+                if lossy or self._to_lose > 0:
+                    if not lossy:
+                        self._to_lose -= 1
                     self.lost += 1
                     return  # the backend answered; the caller never hears it
                 client_w.write(data)

@@ -65,6 +65,32 @@ async def test_the_agent_edits_and_its_work_is_checkpointed_to_convex(
     assert last["worker"] == "test-worker" and "usage" in last
 
 
+async def test_progress_reaches_convex_while_the_agent_still_runs(
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    convex_client: ConvexClient,
+) -> None:
+    """The stand-in starts its turn, then thinks for 5 s: the turn's start is in Convex while
+    the step is still running, not only once the agent exits."""
+    step = asyncio.create_task(
+        activity_env.run(jobs.run_agent, prepared.agent("Think first [standin:sleep=5]"))
+    )
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(20):
+            while "turn.started" not in seen:
+                assert not step.done(), "the agent ended before any progress was seen"
+                events = await agent_events(convex_client, prepared.run_id)
+                seen = [str(e["agent"]["type"]) for e in events]  # type: ignore[index]
+                await asyncio.sleep(0.1)
+        assert not step.done()  # still thinking: the event was live
+        assert "turn.completed" not in seen
+    finally:
+        result = await step
+    assert result.succeeded
+
+
 async def test_the_same_tree_gives_the_same_commit_on_a_retry(
     activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
 ) -> None:
@@ -127,7 +153,7 @@ async def test_the_time_budget_counts_earlier_attempts(
     result = await activity_env.run(jobs.run_agent, inp)
     assert result.outcome == "budget_exceeded" and result.duration_ms < 5000
     assert result.attempts.count == 2
-    assert "ended without a result" in result.attempts.reasons[0]
+    assert "stopped heartbeating without a result" in result.attempts.reasons[0]
 
 
 async def test_cancellation_stops_the_agent(

@@ -10,7 +10,7 @@ workflow's history to tests/histories/, the corpus the replay test checks on eve
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.convex_client import ConvexClient
+from activities.persistence import PersistenceActivities
 from tests.activities.conftest import PYTHON, SANDBOX_READ_ONLY, STANDIN
 from tests.git_repos import git
 from tools.convex_proxy import FlakyProxy
@@ -79,9 +80,12 @@ async def running_stack(
     proxy: FlakyProxy,
     data_dir: Path,
     record: bool,
+    persistence: Callable[[ConvexClient, Settings], PersistenceActivities] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """The real workers (shared queue + own queue) on a fresh task queue, Convex via the proxy."""
+    """The real workers (the job's queue and its records' queue) on a fresh task queue, Convex
+    via the proxy; ``persistence`` builds the records' activities instead of the factory (a
+    test that observes them)."""
     settings = load_settings().model_copy(
         update={
             "temporal_task_queue": f"it-{uuid.uuid4().hex[:8]}",
@@ -105,7 +109,9 @@ async def running_stack(
             env.client,
             settings=settings,
             job_activities=factories.job_activities(settings, convex),
-            persistence_activities=factories.persistence_activities(convex, settings),
+            persistence_activities=(persistence or factories.persistence_activities)(
+                convex, settings
+            ),
         )
         async with workers[0], workers[1]:
             yield Stack(env, settings, convex, proxy, record)

@@ -8,21 +8,29 @@ Each test reads the run's timeline back from Convex and checks it record by reco
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.git_repos import git
+from activities.convex_client import ConvexClient
+from activities.persistence import PersistenceActivities
+from activities.persistence_models import RunStatusResult, RunStatusUpdate
+from tests.git_repos import git, make_bare_repo
 from tests.integration.conftest import Stack, running_stack
+from tests.worker.conftest import wait_until
 from tools.convex_proxy import FlakyProxy
 from worker.cli.submit import submit_as_operator
-from worker.local.local_convex import RunningBackend
+from worker.local.local_convex import RunningBackend, start_local_backend
+from worker.settings import Settings
 from workflows.codex_job import CodexJobWorkflow
 from workflows.models import CodexJobInput, CodexJobResult
 
@@ -247,3 +255,124 @@ async def test_cancel_kills_the_agent_and_records_the_cancellation(
     assert tl["run"]["status"] == "canceled" and tl["workOrder"]["status"] == "canceled"
     assert steps(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "canceled")]
     assert_no_duplicates(tl)
+
+
+async def test_over_a_lossy_convex_each_run_is_complete_when_it_turns_terminal(
+    dev_server_env: WorkflowEnvironment,
+    convex_backend: RunningBackend,
+    convex_client: ConvexClient,
+    flaky_convex: FlakyProxy,
+    tmp_path: Path,
+) -> None:
+    """Several jobs while Convex loses one answer in five: at the moment each run's terminal
+    status is written (observed by the status write itself, reading Convex directly), every
+    step has ended and every artifact and event of the run is already there."""
+    seen: dict[str, dict[str, Any]] = {}
+
+    class Observed(PersistenceActivities):
+        @activity.defn(name="update_run_status")
+        async def update_run_status(self, update: RunStatusUpdate) -> RunStatusResult:
+            if update.status in ("succeeded", "failed", "canceled"):
+                page = await convex_client.query(
+                    "runs:getTimelineAsOperator", {"runId": update.run_id, "limit": 500}
+                )
+                seen.setdefault(update.run_id, page)
+            return await super().update_run_status(update)
+
+    def observed(convex: ConvexClient, settings: Settings) -> PersistenceActivities:
+        return Observed(convex, worker_id=settings.worker_id)
+
+    async with running_stack(
+        dev_server_env, convex_backend, flaky_convex, tmp_path / "data", False, observed
+    ) as stack:
+        remote = make_bare_repo(tmp_path)
+        prompts = [
+            "Add a NOTES.md [standin:events=8]",
+            "Fail on purpose [standin:exit=3]",
+            "Add notes and check them",
+        ]
+        jobs = [
+            await new_work_order(stack, remote, prompt, checks=["test -f NOTES.md"])
+            for prompt in prompts
+        ]
+        flaky_convex.lose_one_in = 5
+        handles = [await start(stack, job) for job in jobs]
+        await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+        flaky_convex.lose_one_in = 0
+        assert flaky_convex.lost > 0, "no answer was lost"
+
+        for job in jobs:
+            tl = await full_timeline(stack, job.work_order_id)
+            assert tl["run"]["status"] in ("succeeded", "failed"), tl["run"]
+            before = seen[tl["run"]["_id"]]
+            assert before["run"]["status"] == "running"  # observed just before the status
+            assert all(s["status"] not in ("pending", "running") for s in before["steps"])
+            assert [s["_id"] for s in before["steps"]] == [s["_id"] for s in tl["steps"]]
+            assert [a["_id"] for a in before["artifacts"]] == [a["_id"] for a in tl["artifacts"]]
+            # Every event but the run's own final state_change was there already.
+            assert [e["_id"] for e in before["events"]] == [e["_id"] for e in tl["events"]][:-1]
+            assert tl["events"][-1]["data"]["status"] == tl["run"]["status"]
+            assert_no_duplicates(tl)
+
+
+async def test_the_local_backend_killed_and_restarted_mid_job_loses_no_record(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The backend keeps its journal under its data directory: SIGKILLed while the agent runs
+    and started again on the same directory, it has every record written before, hands out
+    no id twice, and the job finishes with a complete run."""
+    data_dir = tmp_path / "convex"
+    key = f"restart-{uuid.uuid4().hex}"
+    first = start_local_backend(admin_key=key, data_dir=data_dir)
+    second: RunningBackend | None = None
+    proxy = FlakyProxy("127.0.0.1", first.port)
+    await proxy.start()
+    try:
+        async with running_stack(dev_server_env, first, proxy, tmp_path / "data", False) as stack:
+            remote = make_bare_repo(tmp_path)
+            prompt = "Add a NOTES.md [standin:sleep=3]"
+            job = await new_work_order(stack, remote, prompt, checks=["test -f NOTES.md"])
+            handle = await start(stack, job)
+            before: dict[str, Any] = {}
+
+            async def agent_running() -> bool:
+                run = await stack.convex.query(
+                    "runs:getLatestForWorkOrderAsOperator",
+                    {"workflowRequestId": job.work_order_id},
+                )
+                if run is None:
+                    return False
+                before.update(await full_timeline(stack, job.work_order_id))
+                return ("run_agent", "running") in steps(before)
+
+            await wait_until(agent_running, within=60, what="the agent step to run")
+            # A crash, not a clean stop: SIGKILL to the backend's process group (tsx and the
+            # node process it runs), which this test started in a session of its own.
+            os.killpg(first.pid, signal.SIGKILL)
+            first.stop()
+            second = start_local_backend(admin_key=key, data_dir=data_dir)
+            proxy.retarget("127.0.0.1", second.port)
+
+            result = await handle.result()
+            assert result.status == "succeeded"
+            tl = await full_timeline(stack, job.work_order_id)
+    finally:
+        await proxy.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+    assert tl["run"]["_id"] == before["run"]["_id"]  # the same run, not a new one
+    assert steps(tl) == [
+        ("prepare_workspace", "succeeded"),
+        ("run_agent", "succeeded"),
+        ("check 1: test -f NOTES.md", "succeeded"),
+        ("commit_and_push", "succeeded"),
+        ("open_pull_request", "skipped"),
+    ]
+    assert_no_duplicates(tl)
+    # Everything written before the crash is still there, under the same ids.
+    for kind in ("steps", "events", "artifacts"):
+        ids = {d["_id"] for d in tl[kind]}
+        assert {d["_id"] for d in before[kind]} <= ids, kind
+    assert {a["type"] for a in tl["artifacts"]} == {"log", "diff"}

@@ -28,6 +28,8 @@ CODEX_STANDIN_NOISE=1          [standin:noise]             non-JSON lines on std
 CODEX_STANDIN_EXTRA_EVENTS=N   [standin:events=N]          N extra reasoning items
 CODEX_STANDIN_TURNS=N          [standin:turns=N]           N turns, each reporting its usage
 CODEX_STANDIN_TURN_SLEEP=S     [standin:turn-sleep=S]      sleep S seconds before each turn
+CODEX_STANDIN_HOLD=S           [standin:hold=S]            sleep S seconds after the edit
+                                                           (a kill then leaves a dirty tree)
 CODEX_STANDIN_IGNORE_SIGTERM=1                             ignore SIGTERM (only SIGKILL stops)
 CODEX_STANDIN_PID_FILE=path                                write own pid there
 CODEX_STANDIN_CHILD_PID_FILE=                              start a `sleep` child in the same
@@ -96,6 +98,7 @@ def _switches(prompt: str) -> dict[str, str]:
         "events": "CODEX_STANDIN_EXTRA_EVENTS",
         "turns": "CODEX_STANDIN_TURNS",
         "turn-sleep": "CODEX_STANDIN_TURN_SLEEP",
+        "hold": "CODEX_STANDIN_HOLD",
     }
     for name, env in env_names.items():
         if os.environ.get(env):
@@ -190,6 +193,8 @@ def main(argv: list[str]) -> int:
             "[stand-in] updated NOTES.md",
         )
         message = f"Added the request to NOTES.md: {prompt[:80]}"
+        if "hold" in switches:
+            time.sleep(float(switches["hold"]))
     else:
         message = "Nothing to change."
     out.item("completed", {"id": out.next_id(), "type": "agent_message", "text": message}, message)

@@ -27,7 +27,7 @@ from activities.contract import (
     MAX_PROMPT_CHARS,
     MAX_TEXT_LENGTH,
 )
-from activities.convex_client import ConvexClient
+from activities.convex_client import ConvexClient, ConvexUnavailableError
 from activities.models import check_branch_name
 from activities.repo_url import classify_repo
 from worker.cli.render import fmt_duration, live_step_line, timeline_text
@@ -321,47 +321,86 @@ async def follow(
     The live view (to ``out``) is one line per change: the run starting, each step's status
     with its duration once it ends, and the final status. Bound it with ``asyncio.timeout``
     where a limit is wanted. ``reads``: OPERATOR_READS (the admin key) or USER_READS (the
-    order's owner's token).
+    order's owner's token). Convex being unreachable (``ConvexUnavailableError``) is waited
+    out, with a notice when it goes and when it comes back: only the caller's limit ends it.
     """
     seen: dict[str, str] = {}
-    shown_run: str | None = None
     waiting_noted = False
+    outage_since: float | None = None
     began = time.monotonic()
     while True:
-        run = await convex.query(reads.latest_run, {"workflowRequestId": submitted.work_order_id})
-        if run is None:
-            order = await convex.query(reads.order, {"workflowRequestId": submitted.work_order_id})
-            if order["status"] in TERMINAL:  # rejected before any run started
-                submitted.status = order["status"]
+        try:
+            done = await _follow_once(convex, submitted, reads, seen, out=out, live=live)
+        except ConvexUnavailableError as exc:
+            # Convex away (a restart, a network cut): keep waiting; the caller's timeout bounds it.
+            if outage_since is None:
+                outage_since = time.monotonic()
                 if live:
-                    reason = order.get("failureReason")
                     print(
-                        f"work order {order['status']}" + (f": {reason}" if reason else ""),
+                        f"  Convex is unreachable ({_first_line(exc)}); still waiting",
                         file=out,
                         flush=True,
                     )
-                return submitted
-            if live and not waiting_noted and time.monotonic() - began >= waiting_notice_after:
-                waiting_noted = True
-                print("  waiting for a worker to start the job...", file=out, flush=True)
-        else:
-            submitted.run_id = run["_id"]
-            if live and shown_run != run["_id"]:
-                shown_run = run["_id"]
-                print(f"run {run['_id']} on branch {run.get('branch')}", file=out, flush=True)
-            timeline = await convex.query(reads.timeline, {"runId": run["_id"], "limit": 1})
-            for step in timeline["steps"]:
-                if live and seen.get(step["name"]) != step["status"]:
-                    seen[step["name"]] = step["status"]
-                    print(live_step_line(step), file=out, flush=True)
-            if run["status"] in TERMINAL:
-                submitted.status = run["status"]
-                submitted.timeline = await fetch_timeline(convex, run["_id"], reads=reads)
-                if live:
-                    took = fmt_duration(run.get("startedAt"), run.get("endedAt"))
-                    print(f"run {run['status']} ({took})", file=out, flush=True)
-                return submitted
+            await asyncio.sleep(min(max(poll, 0.5) * 2, 5.0))
+            continue
+        if outage_since is not None:
+            if live:
+                away = time.monotonic() - outage_since
+                print(f"  Convex answers again (after {away:.0f}s)", file=out, flush=True)
+            outage_since = None
+        if done:
+            return submitted
+        if (
+            submitted.run_id is None
+            and live
+            and not waiting_noted
+            and time.monotonic() - began >= waiting_notice_after
+        ):
+            waiting_noted = True
+            print("  waiting for a worker to start the job...", file=out, flush=True)
         await asyncio.sleep(poll)
+
+
+async def _follow_once(
+    convex: ConvexClient,
+    submitted: Submitted,
+    reads: Reads,
+    seen: dict[str, str],
+    *,
+    out: TextIO,
+    live: bool,
+) -> bool:
+    """One look at the run: print what changed; True once it (or its order) has ended."""
+    run = await convex.query(reads.latest_run, {"workflowRequestId": submitted.work_order_id})
+    if run is None:
+        order = await convex.query(reads.order, {"workflowRequestId": submitted.work_order_id})
+        if order["status"] not in TERMINAL:
+            return False
+        submitted.status = order["status"]  # rejected before any run started
+        if live:
+            reason = order.get("failureReason")
+            print(
+                f"work order {order['status']}" + (f": {reason}" if reason else ""),
+                file=out,
+                flush=True,
+            )
+        return True
+    if live and submitted.run_id != run["_id"]:
+        print(f"run {run['_id']} on branch {run.get('branch')}", file=out, flush=True)
+    submitted.run_id = run["_id"]
+    timeline = await convex.query(reads.timeline, {"runId": run["_id"], "limit": 1})
+    for step in timeline["steps"]:
+        if live and seen.get(step["name"]) != step["status"]:
+            seen[step["name"]] = step["status"]
+            print(live_step_line(step), file=out, flush=True)
+    if run["status"] not in TERMINAL:
+        return False
+    submitted.timeline = await fetch_timeline(convex, run["_id"], reads=reads)
+    submitted.status = run["status"]
+    if live:
+        took = fmt_duration(run.get("startedAt"), run.get("endedAt"))
+        print(f"run {run['status']} ({took})", file=out, flush=True)
+    return True
 
 
 def print_timeline(submitted: Submitted, out: TextIO = sys.stdout) -> None:
