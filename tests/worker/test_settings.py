@@ -128,3 +128,30 @@ def test_sandbox_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JANGAR_SANDBOX_READ_ONLY", "relative/path")
     with pytest.raises(SettingsError, match="JANGAR_SANDBOX_READ_ONLY"):
         load_settings()
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """The environment table in README.md names every variable Settings reads, and no other:
+    an operator reading it sees all the knobs there are."""
+    import re
+    from pathlib import Path
+
+    from pydantic import AliasChoices
+
+    from worker.runtime.temporal_client import TEMPORAL_ENV_NAMES
+    from worker.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Environment variables", 1)[1].split("\n### ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)`", table, re.MULTILINE))
+    documented |= set(re.findall(r"^\| `[A-Z_]+` \(or `([A-Z_]+)`\)", table, re.MULTILINE))
+    documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z_]+)`", table, re.MULTILINE))
+    read: set[str] = set(TEMPORAL_ENV_NAMES)  # the Temporal SDK reads these (envconfig)
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            read |= {str(choice) for choice in alias.choices}
+        else:
+            read.add(name.upper())
+    assert read - documented == set(), "settings missing from README's table"
+    assert documented - read == set(), "README's table names variables Settings does not read"
