@@ -236,9 +236,17 @@ class ConvexClient:
         return str(storage_id)
 
     async def download(self, url: str) -> bytes:
-        """GET a stored file's bytes from the URL Convex serves it at."""
+        """GET a stored file's bytes from the URL Convex serves it at.
+
+        A storage URL is a capability: it needs no key. The key (or token) goes only to this
+        client's own origin, so a URL naming another host (a step's ``logUrl`` is any URL an
+        admin wrote) never receives it.
+        """
         what = "Convex storage download"
-        response = await self._send(what, None, lambda: self._http.get(url))
+        request = self._http.build_request("GET", url)
+        if _origin(str(request.url)) != _origin(self._url):
+            request.headers.pop("Authorization", None)
+        response = await self._send(what, None, lambda: self._http.send(request))
         if response.status_code != 200:
             error = _describe_http_error(response)
             if _is_unavailable_status(response.status_code):
@@ -306,6 +314,13 @@ class ConvexClient:
                 path=path,
             ) from None
         return response
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in) of a URL."""
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host.lower(), port
 
 
 def _is_unavailable_status(status: int) -> bool:

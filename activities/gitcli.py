@@ -17,7 +17,9 @@ time limit, cancellation) with an allow-listed environment plus:
 - for an https remote on the GitHub host of ``JobConfig.github_api_url``, when
   ``GITHUB_TOKEN`` is set, an ``Authorization`` header passed through ``GIT_CONFIG_*``
   variables: never on the command line, never in ``.git/config``, never in a URL, never over
-  plain http and never to another host.
+  plain http and never to another host (``host:port`` as the remote names it);
+- ``GIT_SSL_CAINFO`` when the operator gave a CA bundle (``JobConfig.git_ca_file``,
+  ``JANGAR_GIT_CA_FILE``): a git server behind a private CA.
 
 Failures become ``ApplicationError``s whose ``type`` says what went wrong and whether a retry
 can help; their messages are scrubbed of credentials (:func:`activities.repo_url.redact_text`).
@@ -30,6 +32,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from temporalio.exceptions import ApplicationError
 
@@ -114,6 +117,10 @@ def git_env(config: JobConfig, remote: str | None = None) -> dict[str, str]:
     for name in ("SSH_AUTH_SOCK", "GIT_SSH", "SSH_KNOWN_HOSTS"):
         if name in os.environ:
             extra[name] = os.environ[name]
+    if config.git_ca_file is not None:
+        # git's global and system config are off (gitsafe), so http.sslCAInfo cannot come
+        # from there: the operator's bundle reaches git (and only git) this way.
+        extra["GIT_SSL_CAINFO"] = str(config.git_ca_file)
     token = config.github_token.get_secret_value() if config.github_token else None
     if token and remote and remote.lower().startswith("https://"):
         host = repo_host(remote)
@@ -123,11 +130,22 @@ def git_env(config: JobConfig, remote: str | None = None) -> dict[str, str]:
             extra.update(
                 {
                     "GIT_CONFIG_COUNT": "1",
-                    "GIT_CONFIG_KEY_0": f"http.https://{host}/.extraheader",
+                    "GIT_CONFIG_KEY_0": f"http.{_https_origin(remote)}/.extraheader",
                     "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
                 }
             )
     return child_env(extra=extra)
+
+
+def _https_origin(remote: str) -> str:
+    """``https://host[:port]`` of an https remote, as git matches ``http.<url>.*`` keys: the
+    port must match exactly (an omitted one is 443), so a GitHub Enterprise on another port
+    needs it in the key or git never sends the header."""
+    parts = urlsplit(remote)
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"https://{host}:{parts.port}" if parts.port else f"https://{host}"
 
 
 def classify_git_failure(

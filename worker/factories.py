@@ -63,6 +63,7 @@ def job_config(settings: Settings) -> JobConfig:
         worker_id=settings.worker_id,
         default_checks=tuple(settings.check_commands),
         allow_local_repos=settings.allow_local_repos,
+        git_ca_file=settings.git_ca_file,
         webhook_secret=settings.webhook_secret,
         repo_cache_max_bytes=int(settings.repo_cache_gb * 1024**3),
     )

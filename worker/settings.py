@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JANGAR_ALLOW_LOCAL_REPOS"),
         description="Let jobs use local paths and file:// repositories (development, tests).",
     )
+    git_ca_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JANGAR_GIT_CA_FILE"),
+        description="A PEM bundle the worker's git trusts for https remotes instead of the"
+        " system roots (a GitHub Enterprise or git server behind a private CA).",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("JANGAR_WEBHOOK_SECRET"),
@@ -310,6 +316,24 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("git_ca_file", mode="before")
+    @classmethod
+    def _ca_file(cls, value: object) -> object:
+        """Checked at start: a missing bundle would otherwise fail every clone with a TLS
+        error far from its cause. Blank means unset."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        path = Path(str(value)).expanduser()
+        if not path.is_file():
+            raise ValueError("must be the path of an existing PEM file (CA certificates)")
+        try:
+            head = path.read_bytes()[:1_000_000]
+        except OSError as exc:
+            raise ValueError(f"cannot be read: {exc.strerror}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in head:
+            raise ValueError("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        return path.resolve()
 
     @field_validator("log_level")
     @classmethod

@@ -374,3 +374,43 @@ async def test_arguments_that_are_not_convex_values_are_refused_locally() -> Non
         with pytest.raises(ConvexRequestError) as caught:
             await client.mutation("x:y", {"when": object()})
     assert "x:y" in str(caught.value) and "not Convex values" in str(caught.value)
+
+
+async def test_download_sends_the_key_to_its_own_deployment_only(
+    convex_backend: RunningBackend, convex_client: ConvexClient
+) -> None:
+    """A stored file's URL needs no key; a URL on another host (a ``logUrl`` can be any URL)
+    must not receive it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        elsewhere = f"http://127.0.0.1:{server.server_address[1]}/api/storage/x"
+        assert await convex_client.download(elsewhere) == b"ok"
+        assert seen == [None]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    # Its own deployment still gets the key (and stored files download as before).
+    upload = await convex_client.mutation("files:generateUploadUrl", {})
+    storage_id = await convex_client.upload(str(upload), b"stored", content_type="text/plain")
+    url = await convex_client.query("files:getUrl", {"storageId": storage_id})
+    assert str(url).startswith(convex_backend.url)
+    assert await convex_client.download(str(url)) == b"stored"

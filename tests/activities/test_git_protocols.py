@@ -9,6 +9,7 @@ These run real git against local bare repositories.
 from __future__ import annotations
 
 import base64
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from activities.jobs import JobActivities
 from activities.models import PrepareWorkspaceInput
 from activities.storage import FileStore
 from tests.activities.conftest import RecordingEnvironment, job_spec, make_config, make_sandbox
+from tests.git_repos import make_bare_repo
+from tests.standins.git_https import GitHttpsStandin, make_certificates
 
 
 def test_allowed_protocols_are_https_and_ssh_plus_file_when_enabled() -> None:
@@ -58,6 +61,82 @@ def test_the_token_goes_only_over_https_to_the_github_host(tmp_path: Path) -> No
     ):
         assert "GIT_CONFIG_COUNT" not in git_env(config, elsewhere), elsewhere
     assert "ghp_example" not in str(git_env(config, "http://github.com/octo/widgets.git"))
+
+
+def test_the_token_header_names_the_remotes_port_so_git_sends_it(tmp_path: Path) -> None:
+    """git matches ``http.<url>.extraheader`` on the port too (an omitted one is 443): a
+    GitHub Enterprise on another port gets the header only when the key names that port."""
+    config = make_config(
+        tmp_path, github_token="ghp_example", github_api_url="https://ghe.example:8443/api/v3"
+    )
+    remote = "https://ghe.example:8443/octo/widgets.git"
+    env = git_env(config, remote)
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://ghe.example:8443/.extraheader"
+    seen = subprocess.run(
+        ["git", "config", "--get-urlmatch", "http.extraheader", remote],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert seen.stdout.strip() == env["GIT_CONFIG_VALUE_0"]
+    other_port = "https://ghe.example:9443/octo/widgets.git"
+    elsewhere = subprocess.run(
+        ["git", "config", "--get-urlmatch", "http.extraheader", other_port],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert elsewhere.stdout == ""  # the header was made for the remote's own port only
+
+
+def test_the_ca_file_reaches_the_workers_git_as_git_ssl_cainfo(tmp_path: Path) -> None:
+    assert "GIT_SSL_CAINFO" not in git_env(make_config(tmp_path))
+    ca = tmp_path / "ca.pem"
+    env = git_env(make_config(tmp_path, git_ca_file=ca), "https://ghe.example/o/r.git")
+    assert env["GIT_SSL_CAINFO"] == str(ca)
+
+
+async def test_an_https_remote_behind_a_private_ca_needs_the_ca_file_and_gets_the_token(
+    tmp_path: Path,
+) -> None:
+    """Real git over TLS to the stand-in git host (token required on every request): trusted
+    only through ``git_ca_file``, and reached with the token as the GitHub host."""
+    (tmp_path / "host" / "octo").mkdir(parents=True)
+    make_bare_repo(tmp_path / "host" / "octo", "widgets")
+    host = GitHttpsStandin(tmp_path / "host", make_certificates(tmp_path / "certs"), token="t0k")
+    host.start()
+    try:
+        remote = host.url("octo", "widgets")
+        workspace = tmp_path / "ws"
+        workspace.mkdir()
+        settings = {"github_token": "t0k", "github_api_url": f"https://127.0.0.1:{host.port}"}
+        untrusted = make_config(tmp_path, allow_local_repos=False, **settings)
+        with pytest.raises(ApplicationError) as caught:
+            await run_git(["ls-remote", "--", remote], cwd=workspace, config=untrusted,
+                          remote=remote)  # fmt: skip
+        assert "certificate" in str(caught.value)
+        assert host.requests == []  # refused at the TLS handshake: nothing was sent
+        trusted = make_config(
+            tmp_path, allow_local_repos=False, git_ca_file=host.certificates.ca, **settings
+        )
+        listed = await run_git(["ls-remote", "--", remote], cwd=workspace, config=trusted,
+                               remote=remote)  # fmt: skip
+        assert "refs/heads/main" in listed.stdout
+        assert host.requests and all(r.authorized for r in host.requests)
+        no_token = make_config(
+            tmp_path,
+            allow_local_repos=False,
+            git_ca_file=host.certificates.ca,
+            github_api_url=settings["github_api_url"],
+        )
+        with pytest.raises(ApplicationError) as denied:
+            await run_git(["ls-remote", "--", remote], cwd=workspace, config=no_token,
+                          remote=remote)  # fmt: skip
+        assert denied.value.type == "RepositoryAccessDenied"
+    finally:
+        host.stop()
 
 
 def activities_for(config: JobConfig, convex: ConvexClient) -> JobActivities:

@@ -52,6 +52,15 @@ def test_job_config_carries_the_job_settings_of_the_worker(tmp_path: Path) -> No
     assert "ghp_x" not in repr(config)
 
 
+def test_job_config_carries_the_git_ca_file_for_the_workers_git(tmp_path: Path) -> None:
+    from tests.standins.git_https import make_certificates
+
+    ca = make_certificates(tmp_path / "certs").ca
+    assert factories.job_config(load_settings(data_dir=tmp_path)).git_ca_file is None
+    config = factories.job_config(load_settings(data_dir=tmp_path, git_ca_file=str(ca)))
+    assert config.git_ca_file == ca.resolve()
+
+
 def test_local_repositories_are_off_unless_the_operator_allows_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from worker.settings import DEFAULT_CONVEX_URL, SettingsError, load_settings
@@ -23,6 +25,7 @@ _VARS = (
     "TEMPORAL_API_KEY",
     "GITHUB_TOKEN",
     "GH_TOKEN",
+    "JANGAR_GIT_CA_FILE",
 )
 
 
@@ -155,3 +158,28 @@ def test_every_setting_is_in_the_readme_table() -> None:
             read.add(name.upper())
     assert read - documented == set(), "settings missing from README's table"
     assert documented - read == set(), "README's table names variables Settings does not read"
+
+
+def test_git_ca_file_must_be_an_existing_pem_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Checked at start: a wrong path would otherwise fail every https clone far from here."""
+    from tests.standins.git_https import make_certificates
+
+    assert load_settings().git_ca_file is None
+    monkeypatch.setenv("JANGAR_GIT_CA_FILE", "  ")
+    assert load_settings().git_ca_file is None
+    ca = make_certificates(tmp_path / "certs").ca
+    monkeypatch.setenv("JANGAR_GIT_CA_FILE", str(ca))
+    assert load_settings().git_ca_file == ca.resolve()
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate")
+    for bad, says in (
+        (tmp_path / "missing.pem", "existing PEM file"),
+        (not_pem, "no PEM certificate"),
+        (tmp_path, "existing PEM file"),
+    ):
+        monkeypatch.setenv("JANGAR_GIT_CA_FILE", str(bad))
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert "JANGAR_GIT_CA_FILE" in str(caught.value) and says in str(caught.value)

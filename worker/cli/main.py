@@ -34,6 +34,20 @@ unreachable.
 
 ``jangar runs list --json`` prints ``[run doc]``, newest first (every user's runs).
 
+``jangar runs dashboard --json`` prints ``runs:getDashboard``'s answer::
+
+    {"counts": {status: int}, "recent": [run doc],
+     "usage": {"inputTokens", "cachedInputTokens", "outputTokens", "agentMs"}}  # all runs
+
+``jangar runs cancel RUN_ID --json`` prints::
+
+    {"runId": str, "workflowId": str,
+     "status": str,                # the run's final status in Convex
+     "alreadyEnded": bool}         # it had ended before the command asked Temporal
+
+``jangar runs retry RUN_ID --json`` prints the ``submit --json`` shape for the new order plus
+``"retryOfRunId": str``.
+
 ``jangar repos list --json`` prints ``[repository doc]``, by URL.
 
 ``jangar replay --json`` prints ``{"replayed": int, "failures": {workflowId: str}}``.
@@ -48,10 +62,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from activities.contract import MAX_PROMPT_CHARS, WORK_STATUSES
 from worker.settings import Settings, SettingsError, env_name, load_settings
+
+if TYPE_CHECKING:
+    from activities.convex_client import ConvexClient
+    from worker.cli.submit import Submitted
 
 
 class UsageError(Exception):
@@ -106,6 +124,35 @@ def _positive_float(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
     return number
+
+
+def _webhook_url(value: str) -> str:
+    """``--webhook``: an http(s) URL with a host and no credentials, as Convex will check it
+    (convex/repositories.ts); http is allowed (a receiver on the worker's own network), the
+    body is signed either way."""
+    from urllib.parse import urlsplit
+
+    from activities.contract import MAX_URL_LENGTH
+
+    if not value.strip() or any(c.isspace() or ord(c) < 32 for c in value):
+        raise argparse.ArgumentTypeError("must be a URL without spaces or control characters")
+    if len(value) > MAX_URL_LENGTH:
+        raise argparse.ArgumentTypeError(f"is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            "must be an http:// or https:// URL with a host, e.g. https://hooks.example/jangar"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise argparse.ArgumentTypeError(
+            "must not carry credentials (user:password@): the receiver checks the "
+            "X-Jangar-Signature made with JANGAR_WEBHOOK_SECRET instead"
+        )
+    return value
 
 
 def _positive_int(value: str) -> int:
@@ -201,20 +248,80 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="append", default=[], metavar="CMD", help="a check its jobs run"
     )
     repos_add.add_argument("--base", type=_single_token("--base"), help="default base branch")
+    repos_add.add_argument(
+        "--max-tokens", type=_positive_int, help="token budget of a run (input + output)"
+    )
+    repos_add.add_argument(
+        "--max-agent-minutes", type=_positive_int, help="agent time budget of a run, in minutes"
+    )
+    repos_add.add_argument(
+        "--max-concurrent-runs",
+        type=_positive_int,
+        help="jobs of this repository the dispatcher runs at once",
+    )
+    repos_add.add_argument(
+        "--webhook", type=_webhook_url, metavar="URL", help="POSTed a signed JSON when a run ends"
+    )
+    repos_add.add_argument(
+        "--agent-network",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the agent has network (default: yes)",
+    )
+    repos_add.add_argument(
+        "--check-network",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the checks have network (default: no)",
+    )
     repos_list = repos_sub.add_parser("list", help="registered repositories")
     repos_list.add_argument("--json", action="store_true")
     repos_remove = repos_sub.add_parser("remove", help="unregister a repository")
     repos_remove.add_argument("url", metavar="URL", type=_non_empty("URL"))
 
-    runs = sub.add_parser("runs", help="list runs or show one run's timeline (every user's)")
+    runs = sub.add_parser("runs", help="list, show, cancel, retry runs; their logs (every user's)")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
-    runs_list = runs_sub.add_parser("list", help="recent runs, newest first")
+    runs_list = runs_sub.add_parser("list", help="recent runs, newest first, with their usage")
     runs_list.add_argument("--status", choices=WORK_STATUSES)
     runs_list.add_argument("--limit", type=_positive_int, default=20)
     runs_list.add_argument("--json", action="store_true")
+    runs_dashboard = runs_sub.add_parser(
+        "dashboard", help="runs by status, usage totals, the most recent runs"
+    )
+    runs_dashboard.add_argument("--limit", type=_positive_int, default=20)
+    runs_dashboard.add_argument("--json", action="store_true")
     runs_show = runs_sub.add_parser("show", help="one run's timeline")
-    runs_show.add_argument("run_id", metavar="RUN_ID", type=_non_empty("RUN_ID"))
+    runs_show.add_argument("run_id", metavar="RUN_ID", type=_single_token("RUN_ID"))
     runs_show.add_argument("--json", action="store_true")
+    runs_cancel = runs_sub.add_parser(
+        "cancel", help="cancel a running job; wait until Convex shows it ended"
+    )
+    runs_cancel.add_argument("run_id", metavar="RUN_ID", type=_single_token("RUN_ID"))
+    runs_cancel.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds to wait for the run to end (default 60)",
+    )
+    runs_cancel.add_argument("--json", action="store_true")
+    runs_retry = runs_sub.add_parser("retry", help="a new work order with an ended run's inputs")
+    runs_retry.add_argument("run_id", metavar="RUN_ID", type=_single_token("RUN_ID"))
+    runs_retry.add_argument("--wait", action="store_true", help="follow the new run until it ends")
+    runs_retry.add_argument(
+        "--timeout", type=_positive_float, default=None, help="with --wait: seconds at most"
+    )
+    runs_retry.add_argument("--json", action="store_true")
+    runs_logs = runs_sub.add_parser("logs", help="a run's step logs from Convex storage")
+    runs_logs.add_argument("run_id", metavar="RUN_ID", type=_single_token("RUN_ID"))
+    runs_logs.add_argument("--step", type=_non_empty("--step"), help="only this step's log")
+    runs_logs.add_argument(
+        "--follow",
+        action="store_true",
+        help="stream the run's events and each step's log as they land, until the run ends",
+    )
+    runs_logs.add_argument(
+        "--timeout", type=_positive_float, default=None, help="with --follow: seconds at most"
+    )
 
     replay = sub.add_parser("replay", help="replay recent histories against the current code")
     replay.add_argument("--limit", type=_positive_int, default=20)
@@ -248,13 +355,9 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
         SubmitRequest,
         check_request,
         create_work_order,
-        follow,
         normalize_repo,
-        print_timeline,
-        start_now,
     )
     from worker.factories import convex_client
-    from worker.runtime.dispatcher import InvalidWorkOrder
 
     try:
         request = check_request(
@@ -285,26 +388,44 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
             raise
         if not args.json:
             print(f"work order {submitted.work_order_id}", flush=True)
+        return await _start_and_follow(args, convex, settings, submitted)
+
+
+async def _start_and_follow(
+    args: argparse.Namespace,
+    convex: ConvexClient,
+    settings: Settings,
+    submitted: Submitted,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """A new order (``submit``, ``runs retry``): start it now, follow it with ``--wait``, print
+    the result. Exit 0, or with ``--wait`` 0 only if the run succeeded."""
+    from worker.cli.submit import follow, print_timeline, start_now
+    from worker.runtime.dispatcher import InvalidWorkOrder
+
+    def result() -> str:
+        return json.dumps({**submitted.as_json(), **(extra or {})}, indent=2)
+
+    try:
+        await start_now(convex, settings, submitted, "")
+    except InvalidWorkOrder as exc:
+        print(f"jangar: work order {submitted.work_order_id} rejected: {exc}", file=sys.stderr)
+        if args.json:
+            print(result())
+        return 1
+    if not args.json:
+        print(f"workflow {submitted.workflow_id}", flush=True)
+    if args.wait:
         try:
-            await start_now(convex, settings, submitted, request.prompt)
-        except InvalidWorkOrder as exc:
-            print(f"jangar: work order {submitted.work_order_id} rejected: {exc}", file=sys.stderr)
-            if args.json:
-                print(json.dumps(submitted.as_json(), indent=2))
-            return 1
-        if not args.json:
-            print(f"workflow {submitted.workflow_id}", flush=True)
-        if args.wait:
-            try:
-                async with asyncio.timeout(args.timeout):
-                    await follow(convex, submitted, live=not args.json)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"--timeout: the run did not finish within {args.timeout:g}s "
-                    f"(work order {submitted.work_order_id})"
-                ) from None
+            async with asyncio.timeout(args.timeout):
+                await follow(convex, submitted, live=not args.json)
+        except TimeoutError:
+            raise TimeoutError(
+                f"--timeout: the run did not finish within {args.timeout:g}s "
+                f"(work order {submitted.work_order_id})"
+            ) from None
     if args.json:
-        print(json.dumps(submitted.as_json(), indent=2))
+        print(result())
     else:
         if submitted.timeline is not None:
             print()
@@ -358,8 +479,16 @@ async def _repos(args: argparse.Namespace, settings: Settings) -> int:
             print(("removed " if removed["removed"] else "not registered: ") + url)
             return 0
         entry: dict[str, Any] = {"url": url, "checks": list(args.check)}
-        if args.base is not None:
-            entry["baseBranch"] = args.base
+        optional = {
+            "baseBranch": args.base,
+            "maxTokens": args.max_tokens,
+            "maxAgentMinutes": args.max_agent_minutes,
+            "maxConcurrentRuns": args.max_concurrent_runs,
+            "webhookUrl": args.webhook,
+            "agentNetwork": args.agent_network,
+            "checkNetwork": args.check_network,
+        }
+        entry.update({k: v for k, v in optional.items() if v is not None})
         try:
             added = await convex.mutation("repositories:add", entry)
         except ConvexFunctionError as exc:
@@ -375,7 +504,8 @@ async def _repos(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _runs(args: argparse.Namespace, settings: Settings) -> int:
     from activities.convex_client import ConvexFunctionError
-    from worker.cli.render import runs_table, timeline_text
+    from worker.cli.render import dashboard_text, runs_table, timeline_text, usage_line
+    from worker.cli.runs import BadRun
     from worker.cli.submit import fetch_timeline
     from worker.factories import convex_client
 
@@ -388,17 +518,98 @@ async def _runs(args: argparse.Namespace, settings: Settings) -> int:
             runs = await convex.query("runs:listAll", query)
             if args.json:
                 print(json.dumps(runs, indent=2))
+            elif not runs:
+                print("no runs")
             else:
-                print(runs_table(runs) if runs else "no runs")
+                dashboard = await convex.query("runs:getDashboard", {"limit": 1})
+                print(runs_table(runs))
+                print(f"\nall runs: {usage_line(dashboard['usage'])}")
+            return 0
+        if args.runs_command == "dashboard":
+            dashboard = await convex.query("runs:getDashboard", {"limit": args.limit})
+            print(json.dumps(dashboard, indent=2) if args.json else dashboard_text(dashboard))
             return 0
         try:
-            timeline = await fetch_timeline(convex, args.run_id)
-        except ConvexFunctionError as exc:
-            if exc.code != "NOT_FOUND":
-                raise
-            raise UsageError(f"RUN_ID: no run {args.run_id!r}") from None
+            if args.runs_command == "cancel":
+                return await _runs_cancel(args, convex, settings)
+            if args.runs_command == "retry":
+                return await _runs_retry(args, convex, settings)
+            if args.runs_command == "logs":
+                return await _runs_logs(args, convex)
+            try:
+                timeline = await fetch_timeline(convex, args.run_id)
+            except ConvexFunctionError as exc:
+                if exc.code != "NOT_FOUND":
+                    raise
+                raise BadRun(f"RUN_ID: no run {args.run_id!r}") from None
+        except BadRun as exc:
+            raise UsageError(str(exc)) from None
         print(json.dumps(timeline, indent=2) if args.json else timeline_text(timeline))
         return 0
+
+
+async def _runs_cancel(args: argparse.Namespace, convex: ConvexClient, settings: Settings) -> int:
+    """Exit 0 when the run ends ``canceled`` (now or before); 1 when it ended otherwise."""
+    from worker.cli.runs import cancel_run
+
+    outcome = await cancel_run(convex, settings, args.run_id, wait_seconds=args.timeout)
+    if args.json:
+        print(json.dumps(outcome.as_json(), indent=2))
+    elif outcome.already_ended:
+        print(f"run {outcome.run_id} had already ended {outcome.status}; nothing to cancel")
+    elif outcome.status == "canceled":
+        print(f"run {outcome.run_id} canceled")
+    else:
+        print(
+            f"run {outcome.run_id} ended {outcome.status} before the cancel took effect",
+        )
+    return 0 if outcome.status == "canceled" else 1
+
+
+async def _runs_retry(args: argparse.Namespace, convex: ConvexClient, settings: Settings) -> int:
+    from activities.convex_client import ConvexFunctionError
+    from worker.cli.runs import BadRun
+    from worker.cli.submit import Submitted
+
+    try:
+        created = await convex.mutation("workOrders:retry", {"runId": args.run_id})
+    except ConvexFunctionError as exc:
+        if exc.code in ("NOT_FOUND",):
+            raise BadRun(
+                f"RUN_ID: no run {args.run_id!r} (ids are listed by `jangar runs list`)"
+            ) from None
+        if exc.code == "CONFLICT":
+            raise BadRun(f"RUN_ID: {exc.message}") from None
+        if exc.code in _ARGUMENT_CODES:
+            raise BadRun(
+                f"RUN_ID: its work order cannot be submitted again: {exc.message}"
+            ) from None
+        raise
+    order_id = str(created["workOrderId"])
+    order = await convex.query("workOrders:getAsOperator", {"workflowRequestId": order_id})
+    submitted = Submitted(str(order["sessionId"]), str(order["triggerMessageId"]), order_id)
+    if not args.json:
+        print(f"work order {order_id} (retry of run {args.run_id})", flush=True)
+    return await _start_and_follow(
+        args, convex, settings, submitted, extra={"retryOfRunId": args.run_id}
+    )
+
+
+async def _runs_logs(args: argparse.Namespace, convex: ConvexClient) -> int:
+    from worker.cli.runs import follow_logs, print_logs
+
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    if not args.follow:
+        return await print_logs(convex, args.run_id, step=args.step, out=out, err=sys.stderr)
+    try:
+        async with asyncio.timeout(args.timeout):
+            await follow_logs(convex, args.run_id, step=args.step, out=out)
+    except TimeoutError:
+        raise TimeoutError(
+            f"--timeout: run {args.run_id} did not end within {args.timeout:g}s"
+        ) from None
+    return 0
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
@@ -483,6 +694,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from activities.convex_client import ConvexClientError
+    from worker.cli.runs import OperatorError
     from worker.local.local_convex import BackendStartError
     from worker.local.processes import StackError
     from worker.runtime.temporal_client import TemporalConnectError
@@ -497,7 +709,13 @@ def _main(argv: Sequence[str] | None) -> int:
         return _fail(str(exc), 2)
     except ConvexClientError as exc:
         return _fail(f"Convex: {exc}")
-    except (TemporalConnectError, StackError, BackendStartError, WorkerFailed) as exc:
+    except (
+        TemporalConnectError,
+        StackError,
+        BackendStartError,
+        WorkerFailed,
+        OperatorError,
+    ) as exc:
         return _fail(str(exc))
     except TimeoutError as exc:
         return _fail(str(exc) or "timed out")

@@ -22,23 +22,64 @@ def fmt_duration(start: float | None, end: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Left-aligned columns separated by two spaces."""
+def fmt_ms(ms: float | None) -> str:
+    """A span of milliseconds (the agent's time) as fmt_duration writes durations."""
+    return "-" if ms is None else fmt_duration(0, ms)
+
+
+def fmt_count(value: float | None) -> str:
+    """A token count with thousands separators; '-' when the run recorded none."""
+    return "-" if value is None else f"{int(value):,}"
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    footer: Sequence[Sequence[Any]] = (),
+) -> str:
+    """Left-aligned columns separated by two spaces; ``footer`` rows (totals) come after a
+    second rule."""
     cells = [
         [str(h) for h in headers],
-        *[[("-" if c is None else str(c)) for c in r] for r in rows],
+        *[[("-" if c is None else str(c)) for c in r] for r in [*rows, *footer]],
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    rule = "  ".join("-" * w for w in widths)
+    lines.insert(1, rule)
+    if footer:
+        lines.insert(len(lines) - len(footer), rule)
     return "\n".join(lines)
 
 
+USAGE_FIELDS = ("inputTokens", "cachedInputTokens", "outputTokens", "agentMs")
+"""A run's usage fields (runs:updateStatus), the same names as runs:getDashboard's totals."""
+
+
+def usage_sums(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The usage fields summed over ``runs`` (a run without one counts 0)."""
+    return {name: sum(float(r.get(name) or 0) for r in runs) for name in USAGE_FIELDS}
+
+
 def runs_table(runs: Sequence[dict[str, Any]]) -> str:
+    """One row per run with its token usage and agent time, and a row of their totals."""
+    totals = usage_sums(runs)
     return table(
-        ["RUN", "STATUS", "REPO", "BRANCH", "STARTED", "TOOK", "PR"],
+        [
+            "RUN",
+            "STATUS",
+            "REPO",
+            "BRANCH",
+            "STARTED",
+            "TOOK",
+            "IN",
+            "CACHED",
+            "OUT",
+            "AGENT",
+            "PR",
+        ],
         [
             [
                 r["_id"],
@@ -47,19 +88,93 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> str:
                 r.get("branch"),
                 fmt_time(r.get("startedAt")),
                 fmt_duration(r.get("startedAt"), r.get("endedAt")),
+                fmt_count(r.get("inputTokens")),
+                fmt_count(r.get("cachedInputTokens")),
+                fmt_count(r.get("outputTokens")),
+                fmt_ms(r.get("agentMs")),
                 r.get("prUrl"),
             ]
             for r in runs
         ],
+        footer=[
+            [
+                f"total ({len(runs)} run{'s' if len(runs) != 1 else ''})",
+                "",
+                "",
+                "",
+                "",
+                "",
+                fmt_count(totals["inputTokens"]),
+                fmt_count(totals["cachedInputTokens"]),
+                fmt_count(totals["outputTokens"]),
+                fmt_ms(totals["agentMs"]),
+                "",
+            ]
+        ],
     )
 
 
+def usage_line(usage: dict[str, Any]) -> str:
+    """runs:getDashboard's usage totals (every run ever recorded) in one line."""
+    return (
+        f"input {fmt_count(usage.get('inputTokens', 0))} tokens"
+        f" ({fmt_count(usage.get('cachedInputTokens', 0))} cached),"
+        f" output {fmt_count(usage.get('outputTokens', 0))} tokens,"
+        f" agent time {fmt_ms(usage.get('agentMs', 0))}"
+    )
+
+
+def dashboard_text(dashboard: dict[str, Any]) -> str:
+    """runs:getDashboard: runs by status, usage totals of all runs, the recent runs."""
+    counts = dashboard["counts"]
+    order = ["queued", "running", "succeeded", "failed", "canceled"]
+    statuses = [s for s in order if s in counts] + [s for s in counts if s not in order]
+    lines = [
+        "runs: " + ", ".join(f"{int(counts[s])} {s}" for s in statuses),
+        "usage, all runs: " + usage_line(dashboard["usage"]),
+        "",
+    ]
+    recent = dashboard.get("recent") or []
+    lines.append(f"{len(recent)} most recent runs:" if recent else "no runs")
+    if recent:
+        lines.append(runs_table(recent))
+    return "\n".join(lines)
+
+
+def _network(entry: dict[str, Any]) -> str:
+    allowed = [
+        name
+        for name, field in (("agent", "agentNetwork"), ("checks", "checkNetwork"))
+        if entry.get(field)
+    ]
+    return "+".join(allowed) or "none"
+
+
 def repositories_table(entries: Sequence[dict[str, Any]]) -> str:
-    """The registry: each repository, its default base branch and its checks."""
+    """The registry: each repository with its base branch, checks, who gets network, its
+    budgets, its concurrency limit and its webhook."""
     return table(
-        ["URL", "BASE", "CHECKS"],
         [
-            [e["url"], e.get("baseBranch"), "; ".join(e.get("checks") or []) or None]
+            "URL",
+            "BASE",
+            "CHECKS",
+            "NETWORK",
+            "MAX-TOKENS",
+            "MAX-MINUTES",
+            "MAX-RUNS",
+            "WEBHOOK",
+        ],
+        [
+            [
+                e["url"],
+                e.get("baseBranch"),
+                "; ".join(e.get("checks") or []) or None,
+                _network(e),
+                fmt_count(e.get("maxTokens")),
+                None if e.get("maxAgentMinutes") is None else int(e["maxAgentMinutes"]),
+                None if e.get("maxConcurrentRuns") is None else int(e["maxConcurrentRuns"]),
+                e.get("webhookUrl"),
+            ]
             for e in entries
         ],
     )
@@ -97,6 +212,11 @@ def relative_to(url: str | None, base: str | None) -> str | None:
     if url is None or base is None or not url.startswith(base + "/"):
         return url
     return url[len(base) + 1 :]
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One event as the timeline and ``runs logs --follow`` print it."""
+    return f"{fmt_time(event.get('createdAt'))}  {event['type']:<12} {_event_text(event)}"
 
 
 def _event_text(event: dict[str, Any]) -> str:
@@ -162,10 +282,7 @@ def timeline_text(timeline: dict[str, Any]) -> str:
         ]
     if timeline.get("events"):
         lines += ["", "events:"]
-        lines += [
-            f"  {fmt_time(e.get('createdAt'))}  {e['type']:<12} {_event_text(e)}"
-            for e in timeline["events"]
-        ]
+        lines += [f"  {event_line(e)}" for e in timeline["events"]]
     return "\n".join(lines)
 
 

@@ -59,6 +59,32 @@ JOB_STEPS = ["prepare_workspace", "run_agent", "commit_and_push", "open_pull_req
         (["repos", "add", "https://github.com/a/b", "--base", "a..b"], "--base"),
         (["repos", "add", "https://github.com/a/b", "--check", " "], "--check"),
         (["token"], "--user"),
+        (["runs", "cancel"], "RUN_ID"),
+        (["runs", "cancel", "has space"], "RUN_ID"),
+        (["runs", "cancel", "r1", "--timeout", "0"], "--timeout"),
+        (["runs", "retry", " "], "RUN_ID"),
+        (["runs", "retry", "r1", "--timeout", "soon"], "--timeout"),
+        (["runs", "logs", "r1", "--step", " "], "--step"),
+        (["runs", "logs"], "RUN_ID"),
+        (["runs", "dashboard", "--limit", "0"], "--limit"),
+        (["repos", "add", "https://github.com/a/b", "--max-tokens", "0"], "--max-tokens"),
+        (
+            ["repos", "add", "https://github.com/a/b", "--max-agent-minutes", "1.5"],
+            "--max-agent-minutes",
+        ),
+        (
+            ["repos", "add", "https://github.com/a/b", "--max-concurrent-runs", "-1"],
+            "--max-concurrent-runs",
+        ),
+        (
+            ["repos", "add", "https://github.com/a/b", "--webhook", "ftp://hooks.example/x"],
+            "--webhook",
+        ),
+        (
+            ["repos", "add", "https://github.com/a/b", "--webhook", "https://u:p@hooks.example/"],
+            "--webhook",
+        ),
+        (["repos", "add", "https://github.com/a/b", "--webhook", "https://"], "--webhook"),
     ],
     ids=[
         "missing-repo",
@@ -77,6 +103,20 @@ JOB_STEPS = ["prepare_workspace", "run_agent", "commit_and_push", "open_pull_req
         "repos-bad-base",
         "repos-blank-check",
         "token-without-user",
+        "cancel-without-run",
+        "cancel-run-with-space",
+        "cancel-zero-timeout",
+        "retry-blank-run",
+        "retry-bad-timeout",
+        "logs-blank-step",
+        "logs-without-run",
+        "dashboard-zero-limit",
+        "repos-zero-max-tokens",
+        "repos-fractional-minutes",
+        "repos-negative-concurrency",
+        "repos-webhook-scheme",
+        "repos-webhook-credentials",
+        "repos-webhook-no-host",
     ],
 )
 def test_bad_argument_names_it_and_exits_2(argv: list[str], named: str) -> None:
@@ -294,11 +334,42 @@ def test_runs_list_human_table(stack: Stack, succeeded: Submission, failed: Subm
     done = jangar("runs", "list", env=stack.env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "STATUS", "REPO", "BRANCH", "STARTED", "TOOK", "PR"]
-    rows = {line.split()[0]: line.split() for line in lines[2:]}
-    assert rows[succeeded.result["runId"]][1] == "succeeded"
+    assert lines[0].split() == [
+        "RUN", "STATUS", "REPO", "BRANCH", "STARTED", "TOOK", "IN", "CACHED", "OUT", "AGENT", "PR"
+    ]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[2:] if line.strip()}
+    ok = succeeded.result["timeline"]["run"]
+    assert rows[ok["_id"]][1] == "succeeded"
     assert rows[failed.result["runId"]][1] == "failed"
-    assert rows[succeeded.result["runId"]][2] == str(stack.repo)
+    assert rows[ok["_id"]][2] == str(stack.repo)
+    # The stand-in agent's usage, as recorded on the run, in the usage columns.
+    assert rows[ok["_id"]][7:10] == [
+        f"{int(ok['inputTokens']):,}",
+        f"{int(ok['cachedInputTokens']):,}",
+        f"{int(ok['outputTokens']):,}",
+    ]
+    total = next(line for line in lines if line.startswith("total ("))
+    assert re.match(r"^total \(\d+ runs?\)", total)
+    assert re.search(r"^all runs: input [\d,]+ tokens \([\d,]+ cached\), output [\d,]+ tokens,"
+                     r" agent time \S+$", done.stdout, re.MULTILINE)  # fmt: skip
+
+
+def test_runs_dashboard_counts_runs_and_totals_their_usage(
+    stack: Stack, succeeded: Submission, failed: Submission
+) -> None:
+    done = jangar("runs", "dashboard", "--json", env=stack.env)
+    assert done.returncode == 0, done.stderr
+    dashboard = json.loads(done.stdout)
+    assert set(dashboard) == {"counts", "recent", "usage"}
+    assert dashboard["counts"]["succeeded"] >= 1 and dashboard["counts"]["failed"] >= 1
+    ok = succeeded.result["timeline"]["run"]
+    assert dashboard["usage"]["outputTokens"] >= ok["outputTokens"] > 0
+    assert dashboard["usage"]["agentMs"] >= ok["agentMs"] > 0
+    human = jangar("runs", "dashboard", "--limit", "5", env=stack.env)
+    assert human.returncode == 0, human.stderr
+    assert re.match(r"^runs: \d+ queued, \d+ running, \d+ succeeded", human.stdout)
+    assert "usage, all runs: input " in human.stdout
+    assert "RUN  " in human.stdout and "OUT" in human.stdout
 
 
 def test_runs_show_json_is_the_timeline(stack: Stack, succeeded: Submission) -> None:
@@ -495,7 +566,17 @@ def test_submit_refused_by_convex_itself_exits_2_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
-    "command", [["submit", "--repo", ".", "--prompt", "x"], ["runs", "list"], ["repos", "list"]]
+    "command",
+    [
+        ["submit", "--repo", ".", "--prompt", "x"],
+        ["runs", "list"],
+        ["repos", "list"],
+        ["runs", "dashboard"],
+        ["runs", "cancel", "0000000000000000000000000001runs"],
+        ["runs", "retry", "0000000000000000000000000001runs"],
+        ["runs", "logs", "0000000000000000000000000001runs", "--follow"],
+        ["repos", "add", "https://github.com/a/b", "--max-tokens", "10"],
+    ],
 )
 def test_operator_commands_without_the_key_exit_2_and_name_it(
     journaled: Journaled, command: list[str]
@@ -504,6 +585,20 @@ def test_operator_commands_without_the_key_exit_2_and_name_it(
     done = jangar(*command, env=clean_env(CONVEX_URL=journaled.url, TEMPORAL_ADDRESS="x:1"))
     assert done.returncode == 2, done.stderr
     assert "CONVEX_ADMIN_KEY" in done.stderr and "operator command" in done.stderr
+    assert journal(journaled) == before
+
+
+@pytest.mark.parametrize("command", ["cancel", "retry", "logs"])
+@pytest.mark.parametrize("run_id", ["not-a-run-id", "0000000000000000000000099999runs"])
+def test_runs_command_on_an_unknown_run_names_it_exits_2_and_writes_nothing(
+    journaled: Journaled, command: str, run_id: str
+) -> None:
+    before = journal(journaled)
+    done = jangar("runs", command, run_id, env=journaled_env(journaled))
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == f"jangar: RUN_ID: no run {run_id!r} (ids are listed by `jangar runs list`)"
+    assert done.stdout == "" and "Traceback" not in done.stderr
     assert journal(journaled) == before
 
 
@@ -533,7 +628,9 @@ def test_repos_add_list_remove(journaled: Journaled, tmp_path: Path) -> None:
     assert entries[str(repo)]["checks"] == ["true"] and "baseBranch" not in entries[str(repo)]
     assert entries["https://github.com/acme/app.git"]["checks"] == []
     table = jangar("repos", "list", env=env).stdout
-    assert table.splitlines()[0].split() == ["URL", "BASE", "CHECKS"]
+    assert table.splitlines()[0].split() == [
+        "URL", "BASE", "CHECKS", "NETWORK", "MAX-TOKENS", "MAX-MINUTES", "MAX-RUNS", "WEBHOOK"
+    ]  # fmt: skip
     assert "https://github.com/acme/app.git" in table
     assert jangar("repos", "remove", "https://github.com/acme/app", env=env).stdout.strip() == (
         "removed https://github.com/acme/app"
@@ -541,3 +638,39 @@ def test_repos_add_list_remove(journaled: Journaled, tmp_path: Path) -> None:
     gone = jangar("repos", "remove", "https://github.com/acme/app", env=env)
     assert gone.returncode == 0 and gone.stdout.startswith("not registered: ")
     assert "https://github.com/acme/app.git" not in jangar("repos", "list", env=env).stdout
+
+
+def test_repos_add_stores_budgets_limits_network_and_webhook_and_list_shows_them(
+    journaled: Journaled,
+) -> None:
+    env = journaled_env(journaled)
+    url = "https://github.com/acme/budgeted.git"
+    added = jangar(
+        "repos", "add", url,
+        "--max-tokens", "200000", "--max-agent-minutes", "30", "--max-concurrent-runs", "2",
+        "--webhook", "https://hooks.example/jangar",
+        "--no-agent-network", "--check-network",
+        env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = jangar("repos", "list", "--json", env=env)
+    entry = {e["url"]: e for e in json.loads(listed.stdout)}[url]
+    assert {k: entry.get(k) for k in (
+        "maxTokens", "maxAgentMinutes", "maxConcurrentRuns", "webhookUrl",
+        "agentNetwork", "checkNetwork",
+    )} == {
+        "maxTokens": 200000, "maxAgentMinutes": 30, "maxConcurrentRuns": 2,
+        "webhookUrl": "https://hooks.example/jangar", "agentNetwork": False, "checkNetwork": True,
+    }  # fmt: skip
+    table = jangar("repos", "list", env=env).stdout
+    [row] = [line.split() for line in table.splitlines() if line.startswith(url)]
+    assert row[1:] == ["-", "-", "checks", "200,000", "30", "2", "https://hooks.example/jangar"]
+
+    # Adding it again replaces the entry: flags not given are back to their defaults.
+    assert jangar("repos", "add", url, env=env).returncode == 0
+    entry = {e["url"]: e for e in json.loads(jangar("repos", "list", "--json", env=env).stdout)}[
+        url
+    ]
+    assert entry["agentNetwork"] is True and entry["checkNetwork"] is False
+    assert not {"maxTokens", "maxAgentMinutes", "maxConcurrentRuns", "webhookUrl"} & set(entry)
+    assert jangar("repos", "remove", url, env=env).returncode == 0

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.cli.render import common_dir, live_step_line, relative_to, runs_table, timeline_text
+from worker.cli.render import (
+    common_dir,
+    dashboard_text,
+    live_step_line,
+    relative_to,
+    repositories_table,
+    runs_table,
+    timeline_text,
+)
 
 RUN_DIR = "file:///home/dev/.jangar/artifacts/work-order-abc/01a2-run"
 
@@ -117,8 +125,77 @@ def test_runs_table_has_one_row_per_run_with_dashes_for_missing_values() -> None
             },
         ]
     )
-    header, _, first, second = text.splitlines()
+    header, _, first, second, _, total = text.splitlines()
     assert header.split()[:2] == ["RUN", "STATUS"]
-    assert first.split() == ["r1", "running", "/a.git", "codex/1", "-", "-", "-"]
-    assert second.split()[-2:] == ["3.0m", "https://github.com/a/b/pull/1"]
+    assert first.split() == ["r1", "running", "/a.git", "codex/1", *["-"] * 7]
+    assert second.split()[-6:] == ["3.0m", "-", "-", "-", "-", "https://github.com/a/b/pull/1"]
     assert second.split()[4:6] == ["2023-11-14", "22:13:20"]
+    assert total.split() == ["total", "(2", "runs)", "0", "0", "0", "0.0s"]
+
+
+def test_runs_table_shows_each_runs_usage_and_their_totals() -> None:
+    runs: list[dict[str, Any]] = [
+        {"_id": "r1", "status": "succeeded", "inputTokens": 1200, "cachedInputTokens": 200,
+         "outputTokens": 42, "agentMs": 1500},
+        {"_id": "r2", "status": "failed", "inputTokens": 98_765, "cachedInputTokens": 0,
+         "outputTokens": 4321, "agentMs": 150_000},
+        {"_id": "r3", "status": "running"},
+    ]  # fmt: skip
+    lines = runs_table(runs).splitlines()
+    header = lines[0].split()
+    assert header[6:10] == ["IN", "CACHED", "OUT", "AGENT"]
+    column = lines[0].index("IN")
+    assert lines[2][column:].split()[:4] == ["1,200", "200", "42", "1.5s"]
+    assert lines[3][column:].split()[:4] == ["98,765", "0", "4,321", "2.5m"]
+    assert lines[4][column:].split()[:4] == ["-", "-", "-", "-"]
+    assert set(lines[5].replace(" ", "")) == {"-"}  # the rule before the totals
+    assert lines[6].startswith("total (3 runs)")
+    assert lines[6][column:].split() == ["99,965", "200", "4,363", "2.5m"]
+
+
+def test_dashboard_shows_counts_usage_totals_and_recent_runs() -> None:
+    text = dashboard_text(
+        {
+            "counts": {"queued": 1, "running": 2, "succeeded": 3, "failed": 0, "canceled": 4},
+            "recent": [{"_id": "r1", "status": "running", "outputTokens": 10}],
+            "usage": {
+                "inputTokens": 12345,
+                "cachedInputTokens": 45,
+                "outputTokens": 678,
+                "agentMs": 61_000,
+            },
+        }
+    )
+    lines = text.splitlines()
+    assert lines[0] == "runs: 1 queued, 2 running, 3 succeeded, 0 failed, 4 canceled"
+    assert lines[1] == (
+        "usage, all runs: input 12,345 tokens (45 cached), output 678 tokens, agent time 61.0s"
+    )
+    assert lines[3] == "1 most recent runs:"
+    assert lines[4].split()[0] == "RUN" and "r1" in text
+
+
+def test_repositories_table_shows_network_budgets_limits_and_webhook() -> None:
+    lines = repositories_table(
+        [
+            {
+                "url": "https://github.com/a/b",
+                "checks": ["make test"],
+                "agentNetwork": True,
+                "checkNetwork": False,
+                "maxTokens": 250000,
+                "maxAgentMinutes": 30,
+                "maxConcurrentRuns": 2,
+                "webhookUrl": "https://hooks.example/j",
+            },
+            {"url": "/srv/c.git", "checks": [], "agentNetwork": False, "checkNetwork": False},
+        ]
+    ).splitlines()
+    assert lines[0].split() == [
+        "URL", "BASE", "CHECKS", "NETWORK", "MAX-TOKENS", "MAX-MINUTES", "MAX-RUNS", "WEBHOOK"
+    ]  # fmt: skip
+    assert lines[2].split() == [
+        "https://github.com/a/b", "-", "make", "test", "agent", "250,000", "30", "2",
+        "https://hooks.example/j",
+    ]  # fmt: skip
+    assert lines[3].split() == ["/srv/c.git", "-", "-", "none", "-", "-", "-", "-"]
