@@ -67,9 +67,9 @@ class JobConfig(BaseModel):
     worker's data) is nothing a chat user should reach. ``jangar dev``, ``make run`` and the
     tests turn it on (``JANGAR_ALLOW_LOCAL_REPOS``)."""
     git_ca_file: Path | None = None
-    """A PEM bundle the worker's own git trusts for https remotes instead of the system roots
-    (``GIT_SSL_CAINFO``): a GitHub Enterprise or git server behind a private CA. The agent and
-    the checks never see it."""
+    """A PEM bundle the worker's own git (``GIT_SSL_CAINFO``) and its GitHub API client trust
+    instead of the system roots: a GitHub Enterprise or git server behind a private CA. The
+    agent and the checks never see it."""
     webhook_secret: SecretStr | None = None
     """Key of the HMAC-SHA256 signature on run notifications (X-Jangar-Signature)."""
     repo_cache_max_bytes: int = Field(default=20 * 1024**3, gt=0)

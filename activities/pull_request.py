@@ -21,6 +21,7 @@ GitHubUnavailable (5xx, network, timeouts): retryable. Messages never contain th
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from typing import Any
 
@@ -182,6 +183,14 @@ async def _find_open(
     return None
 
 
+def _trust(config: JobConfig) -> ssl.SSLContext | bool:
+    """The operator's private CA (``JANGAR_GIT_CA_FILE``) for a GitHub Enterprise behind one,
+    as the worker's git trusts it; otherwise the system's roots."""
+    if config.git_ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(config.git_ca_file))
+
+
 async def open_pull_request(
     inp: OpenPullRequestInput,
     config: JobConfig,
@@ -211,6 +220,7 @@ async def open_pull_request(
             headers=headers,
             timeout=config.github_timeout_seconds,
             transport=transport,
+            verify=_trust(config),
         ) as client:
             existing = await _find_open(client, owner, name, inp.branch)
             if existing is not None:

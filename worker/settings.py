@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     git_ca_file: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("JANGAR_GIT_CA_FILE"),
-        description="A PEM bundle the worker's git trusts for https remotes instead of the"
+        description="A PEM bundle the worker's git and GitHub API client trust instead of the"
         " system roots (a GitHub Enterprise or git server behind a private CA).",
     )
     webhook_secret: SecretStr | None = Field(

@@ -201,3 +201,31 @@ async def test_an_open_pull_request_gets_the_new_title_and_body_once(
     assert not again.updated  # nothing to change: no second edit
     assert len(github.pulls["octo/widgets"]) == 1
     assert [r.method for r in github.requests].count("PATCH") == 1
+
+
+async def test_a_github_enterprise_behind_a_private_ca_is_trusted_only_through_the_setting(
+    activity_env: RecordingEnvironment, tmp_path: Path
+) -> None:
+    """The API client trusts JANGAR_GIT_CA_FILE's bundle, as the worker's git does: without
+    it the private CA's certificate is refused (nothing posted), with it the PR is created."""
+    from tests.standins.git_https import make_certificates
+
+    certs = make_certificates(tmp_path / "certs")
+    standin = GitHubApiStandin(token="test-token", tls=(certs.server_cert, certs.server_key))
+    standin.start()
+    try:
+        inp = pr_input(standin)
+        with pytest.raises(ApplicationError) as refused:
+            await activity_env.run(jobs_for(tmp_path, standin).open_pull_request, inp)
+        assert refused.value.type == "GitHubUnavailable" and not standin.posts()
+        config = make_config(
+            tmp_path,
+            github_api_url=standin.url,
+            github_token="test-token",
+            git_ca_file=certs.ca,
+        )
+        trusting = JobActivities(config, convex=OFFLINE_CONVEX, sandbox=make_sandbox(config))
+        result = await activity_env.run(trusting.open_pull_request, inp)
+        assert result.created and len(standin.posts()) == 1
+    finally:
+        standin.stop()

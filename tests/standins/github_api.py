@@ -15,9 +15,11 @@ creates the pull request but answers 422 "already exists", as when another attem
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +41,8 @@ class GitHubApiStandin:
     pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail_next: list[int] = field(default_factory=list)
     race_on_create: bool = False
+    tls: tuple[Path, Path] | None = None
+    """(certificate, key) PEM files: serve https (a GitHub Enterprise behind a private CA)."""
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,7 +51,7 @@ class GitHubApiStandin:
     def url(self) -> str:
         assert self._server is not None, "start() first"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     def start(self) -> str:
         standin = self
@@ -66,6 +70,12 @@ class GitHubApiStandin:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
