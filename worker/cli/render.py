@@ -252,6 +252,11 @@ def timeline_text(timeline: dict[str, Any]) -> str:
         + (f"  commit {run['commitSha'][:12]}" if run.get("commitSha") else "")
         + (f"  pr {run['prUrl']}" if run.get("prUrl") else ""),
     ]
+    order = timeline.get("workOrder") or {}
+    if order.get("parentWorkOrderId"):
+        lines.append(f"  follow-up of work order {order['parentWorkOrderId']} (same branch and PR)")
+    if order.get("retryOfWorkOrderId"):
+        lines.append(f"  retry of work order {order['retryOfWorkOrderId']}")
     if run.get("failureReason"):
         lines.append(f"  failure: {_failure_text(run['failureReason'])}")
     if base is not None:

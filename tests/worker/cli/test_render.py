@@ -95,6 +95,15 @@ def test_common_dir_needs_a_real_directory() -> None:
     assert relative_to(None, RUN_DIR) is None
 
 
+def test_timeline_shows_the_chain_of_a_follow_up_and_of_a_retry() -> None:
+    plain = timeline_text(_timeline())
+    assert "follow-up of" not in plain and "retry of" not in plain
+    timeline = _timeline()
+    timeline["workOrder"] = {"_id": "abc", "parentWorkOrderId": "p1", "retryOfWorkOrderId": "r1"}
+    text = timeline_text(timeline)
+    assert "follow-up of work order p1" in text and "retry of work order r1" in text
+
+
 def test_timeline_without_files_prints_no_files_line() -> None:
     timeline = _timeline()
     timeline["steps"] = [s for s in timeline["steps"] if "logUrl" not in s]
