@@ -153,7 +153,7 @@ async def main() -> int:
                 print(f"operator: registered {repo} with its check")
                 submitted = await chat_order(user, str(repo), prompt)
                 print(f"user {convex.user_id('make-run')}: work order {submitted.work_order_id}")
-                await start_now(operator, settings, submitted, prompt)
+                await start_now(operator, settings, submitted)
                 print(f"work order {submitted.work_order_id} -> workflow {submitted.workflow_id}")
                 async with asyncio.timeout(600):
                     await follow(user, submitted, out=sys.stdout, reads=USER_READS)

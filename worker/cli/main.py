@@ -407,7 +407,7 @@ async def _start_and_follow(
         return json.dumps({**submitted.as_json(), **(extra or {})}, indent=2)
 
     try:
-        await start_now(convex, settings, submitted, "")
+        await start_now(convex, settings, submitted)
     except InvalidWorkOrder as exc:
         print(f"jangar: work order {submitted.work_order_id} rejected: {exc}", file=sys.stderr)
         if args.json:

@@ -215,7 +215,6 @@ async def start_now(
     convex: ConvexClient,
     settings: Settings,
     submitted: Submitted,
-    prompt: str,
     *,
     out: TextIO | None = None,
 ) -> bool:
@@ -225,8 +224,7 @@ async def start_now(
     When Temporal cannot be reached the order stays queued, a notice saying so goes to ``out``
     (stderr by default) and False is returned: it is not an error, a dispatcher will start it.
     An order the workflow can never accept is rejected (``workOrders:reject``) and
-    ``InvalidWorkOrder`` raised. ``convex`` holds the admin or deploy key; ``prompt`` is kept
-    for callers of the old signature (the order's own prompt is what runs).
+    ``InvalidWorkOrder`` raised. ``convex`` holds the admin or deploy key.
     """
     from temporalio.service import RPCError, RPCStatusCode
 
