@@ -1,7 +1,15 @@
 # syntax=docker/dockerfile:1
 #
 # The Jangar worker image: `jangar worker` (Temporal worker + dispatcher + health/metrics
-# endpoints) with git (jobs clone repositories) and the Codex CLI (the agent each job runs).
+# endpoints) with git (jobs clone repositories), the Codex CLI (the agent each job runs),
+# bubblewrap (the sandbox every agent and check runs in, activities/sandbox.py) and tini (an
+# init that reaps, so the worker is not PID 1).
+#
+# The sandbox needs unprivileged user namespaces, and the container must let the worker make
+# them: the runtime's default seccomp profile and AppArmor profile forbid it, and a masked /proc
+# stops bwrap from mounting a fresh one. The worker probes the sandbox at start and refuses to
+# run jobs when it does not work (the message says why). What to grant, and why nothing more,
+# is in deploy/README.md ("The sandbox in a container"); JANGAR_SANDBOX=off runs jobs without it.
 #
 # Model credentials are NOT baked in. Pass them at run time as secrets, in the environment:
 #   OPENAI_API_KEY / CODEX_API_KEY (codex exec reads an API key from the environment), or a
@@ -36,9 +44,12 @@ RUN python -m venv /opt/jangar \
 
 # --- Runtime -----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
+# bubblewrap: the sandbox (not setuid in Debian: it relies on user namespaces). tini: PID 1.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates openssh-client \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get install -y --no-install-recommends \
+       git ca-certificates openssh-client bubblewrap tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && bwrap --version && tini --version
 
 # Node runtime + the globally installed Codex CLI from the codex stage (no npm needed at run time).
 COPY --from=codex /usr/local/bin/node /usr/local/bin/node
@@ -76,6 +87,9 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HEALTH_PORT', '8080') + '/livez', timeout=4)"]
 
 # `docker run IMAGE` runs `jangar worker`; `docker run IMAGE dispatcher` (or replay, runs list)
-# runs another subcommand of the same console script.
-ENTRYPOINT ["jangar"]
+# runs another subcommand of the same console script. tini is PID 1: it forwards SIGTERM to the
+# worker (which drains gracefully) and reaps whatever a job's processes leave re-parented to it
+# (with the sandbox off, a double-forked leftover; with it on, nothing outlives its step, but a
+# reaper costs nothing). Without an init the worker would be PID 1 and collect zombies.
+ENTRYPOINT ["tini", "--", "jangar"]
 CMD ["worker"]

@@ -252,3 +252,22 @@ def test_health_check_commands_probe_livez(
     with ThreadingHTTPServer(("127.0.0.1", 0), _Stub) as idle:
         free_port = idle.server_address[1]
     assert run_probe(compose_test[3], free_port) != 0
+
+
+def test_compose_worker_gets_what_the_job_sandbox_needs_and_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bwrap needs user namespaces and mounts in them (Docker's default seccomp and AppArmor
+    profiles forbid both) and an unmasked /proc; nothing else is granted."""
+    worker = load_compose({})["services"]["worker"]
+    assert set(worker["security_opt"]) == {
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "systempaths=unconfined",
+        "no-new-privileges:true",
+    }
+    assert worker.get("privileged") is not True
+    assert "cap_add" not in worker and worker["cap_drop"] == ["ALL"]
+    assert not worker.get("init")  # the image's entrypoint is already tini
+    env = env_dict(load_compose({"CONVEX_ADMIN_KEY": "k"})["services"]["worker"])
+    assert settings_from(env, monkeypatch).sandbox == "bwrap"

@@ -54,9 +54,33 @@ def test_dockerfile_runs_jangar_worker_as_a_non_root_user() -> None:
     )
     [entrypoint] = [json.loads(rest) for word, rest in instructions if word == "ENTRYPOINT"]
     [cmd] = [json.loads(rest) for word, rest in instructions if word == "CMD"]
-    assert entrypoint + cmd == ["jangar", "worker"]
+    assert entrypoint + cmd == ["tini", "--", "jangar", "worker"]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^jangar = "worker\.cli:main"$', pyproject, re.M)
+
+
+def test_dockerfile_runs_the_worker_under_an_init_that_reaps() -> None:
+    """tini is PID 1: it forwards signals to the worker and reaps orphans, so the worker is never
+    PID 1 (which ignores SIGTERM without a handler and inherits every zombie)."""
+    runs = " ".join(rest for word, rest in dockerfile_instructions() if word == "RUN")
+    assert re.search(r"apt-get install [^&]*\btini\b", runs)
+    [entrypoint] = [
+        json.loads(rest) for word, rest in dockerfile_instructions() if word == "ENTRYPOINT"
+    ]
+    assert entrypoint[:2] == ["tini", "--"], "the worker must not be PID 1"
+    assert "tini --version" in runs  # the build fails if tini is not there
+
+
+def test_dockerfile_installs_bubblewrap_for_the_job_sandbox() -> None:
+    """The worker refuses to run jobs without a working sandbox unless JANGAR_SANDBOX=off: the
+    image must bring bwrap (Debian's, not setuid: it relies on user namespaces)."""
+    runs = " ".join(rest for word, rest in dockerfile_instructions() if word == "RUN")
+    assert re.search(r"apt-get install [^&]*\bbubblewrap\b", runs)
+    assert "bwrap --version" in runs
+    assert "chmod u+s" not in runs and "chmod 4755" not in runs  # no setuid bwrap
+    env = dockerfile_env()
+    assert env.get("JANGAR_SANDBOX", "bwrap") == "bwrap"  # never baked off
+    assert "user namespace" in DOCKERFILE.read_text()  # the requirement is stated where built
 
 
 def test_dockerfile_installs_git_the_codex_cli_and_the_project() -> None:

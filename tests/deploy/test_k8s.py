@@ -218,3 +218,33 @@ def test_keda_authenticates_with_the_worker_temporal_api_key() -> None:
 def test_no_moving_image_tags_in_the_manifests() -> None:
     for path in K8S_DIR.glob("*.yaml"):
         assert ":latest" not in path.read_text(), path.name
+
+
+def test_deployment_grants_the_job_sandbox_exactly_what_bubblewrap_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bwrap needs user namespaces and mounts in them (seccomp, AppArmor) and a fresh /proc
+    (an unmasked one, which Kubernetes allows only in a pod with its own user namespace)."""
+    spec = by_kind("Deployment")["spec"]["template"]["spec"]
+    security = worker_container()["securityContext"]
+    assert spec["hostUsers"] is False
+    assert security["procMount"] == "Unmasked"
+    assert security["seccompProfile"]["type"] in ("Unconfined", "Localhost")
+    assert security["appArmorProfile"]["type"] in ("Unconfined", "Localhost")
+    # ...and nothing more: no privileged mode, no capability, no escalation, no host namespace.
+    assert security.get("privileged") is not True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["allowPrivilegeEscalation"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert not any(spec.get(name) for name in ("hostPID", "hostIPC", "hostNetwork"))
+    assert not [volume for volume in spec["volumes"] if "hostPath" in volume]
+    # The worker runs every job sandboxed (it probes bwrap at start and refuses without it).
+    assert settings_from(configmap_data(), monkeypatch).sandbox == "bwrap"
+
+
+def test_deploy_readme_says_what_the_sandbox_needs_guarantees_and_does_not() -> None:
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    for needed in ("hostUsers: false", "procMount: Unmasked", "appArmorProfile", "seccompProfile"):
+        assert needed in readme, needed
+    for said in ("user namespaces", "RuntimeClass", "JANGAR_SANDBOX=off", "does not guarantee"):
+        assert said in readme, said

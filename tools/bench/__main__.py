@@ -24,6 +24,7 @@ from tools.bench.client import bench_convex_client
 from tools.bench.measure import Memory, descendants, proc_status_kib, row, section
 from tools.bench.persistence import bench_persistence
 from tools.bench.real_jobs import bench_real_jobs
+from tools.bench.sandbox import bench_sandbox
 from tools.bench.stack import FULL, QUICK, ROOT, BenchError, Sizes, Stack
 from tools.bench.workspaces import bench_workspaces
 from tools.convex_proxy import FlakyProxy
@@ -56,10 +57,13 @@ def backend_memory(backend: RunningBackend, mem: Memory) -> None:
 
 
 async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
+    """Every section; with ``--only sandbox`` the stack and section 6 alone."""
     started = time.monotonic()
     base = _run_dir()
+    only_sandbox = args.only == "sandbox"
     print(
-        f"jangar bench ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
+        f"jangar bench{' --only sandbox' if only_sandbox else ''}"
+        f" ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.machine()}, "
         f"load average {os.getloadavg()[0]:.2f}; data {base}"
     )
@@ -96,17 +100,19 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
             }
         )
         async with convex_client(settings) as convex:
-            await bench_convex_client(convex, backend.url, sizes)
             client = await connect_temporal(settings, identity="jangar-bench")
-            await bench_persistence(stack, client, convex, settings, sizes, mem)
-            await bench_real_jobs(stack, client, convex, settings, sizes, mem)
-        backend_memory(backend, mem)
-        mem.add("Temporal dev server: peak RSS", proc_status_kib(temporal.pid, "VmHWM"))
-        driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        mem.add("bench driver (this process): peak RSS", driver)
-        section("4. Memory (VmHWM from /proc; MiB = 1024 KiB)")
-        for label, value, note in mem.rows:
-            row(label, value, "MiB", note)
+            if not only_sandbox:
+                await bench_convex_client(convex, backend.url, sizes)
+                await bench_persistence(stack, client, convex, settings, sizes, mem)
+                await bench_real_jobs(stack, client, convex, settings, sizes, mem)
+                backend_memory(backend, mem)
+                mem.add("Temporal dev server: peak RSS", proc_status_kib(temporal.pid, "VmHWM"))
+                driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                mem.add("bench driver (this process): peak RSS", driver)
+                section("4. Memory (VmHWM from /proc; MiB = 1024 KiB)")
+                for label, value, note in mem.rows:
+                    row(label, value, "MiB", note)
+            await bench_sandbox(stack, client, convex, settings, sizes)
         ok = True
     finally:
         if stack is not None:
@@ -122,7 +128,8 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
     # Section 5 needs no server: it runs once they are stopped, so their idle CPU stays out.
     ok = False
     try:
-        await bench_workspaces(base, sizes)
+        if not only_sandbox:
+            await bench_workspaces(base, sizes)
         ok = True
     finally:
         if ok and not args.keep:
@@ -194,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, help="jobs in flight in the concurrent phase")
     parser.add_argument("--real-jobs", type=int, help="whole jobs to take the median of")
     parser.add_argument(
+        "--sandbox-jobs", type=int, help="section 6: jobs with the sandbox and as many without"
+    )
+    parser.add_argument(
         "--only",
-        choices=("workspaces",),
-        help="run one section alone, without the local stack (workspaces: section 5)",
+        choices=("workspaces", "sandbox"),
+        help="run one section alone: workspaces (section 5, no stack) or sandbox (section 6)",
     )
     parser.add_argument("--worker-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -208,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "conc_jobs": ("--jobs", args.jobs),
         "concurrency": ("--concurrency", args.concurrency),
         "real_jobs": ("--real-jobs", args.real_jobs),
+        "sandbox_jobs": ("--sandbox-jobs", args.sandbox_jobs),
     }
     for name, (flag, value) in overrides.items():
         if value is not None:
@@ -219,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(bench_only(args, sizes) if args.only else bench(args, sizes))
+        only_workspaces = args.only == "workspaces"
+        asyncio.run(bench_only(args, sizes) if only_workspaces else bench(args, sizes))
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

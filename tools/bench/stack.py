@@ -49,6 +49,7 @@ class Sizes:
     ws_repo: str = "large"  # section 5's generated repository: "large" or "medium"
     ws_warm_jobs: int = 5  # section 5: jobs on a warm repository cache
     ws_cold_runs: int = 2  # section 5: cold caches (and today's new work orders) to measure
+    sandbox_jobs: int = 8  # section 6: jobs with the sandbox and as many without (after warm-up)
 
 
 FULL = Sizes(
@@ -73,6 +74,7 @@ QUICK = Sizes(
     ws_repo="medium",
     ws_warm_jobs=2,
     ws_cold_runs=1,
+    sandbox_jobs=4,
 )
 
 

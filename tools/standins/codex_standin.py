@@ -35,12 +35,24 @@ CODEX_STANDIN_PID_FILE=path                                write own pid there
 CODEX_STANDIN_CHILD_PID_FILE=                              start a `sleep` child in the same
 path                                                       process group, write its pid there
 CODEX_STANDIN_ENV_DUMP=path                                write the environment as JSON
+                               [standin:attack=A,B]        HOSTILE: try the attacks A, B...
+                                                           of tools/standins/attacks.py on
+                                                           the worker (all when no value)
 =============================  ==========================  ==================================
+
+``[standin:attack]`` turns this stand-in into a hostile agent for the sandbox tests: before its
+edit it tries to read the worker's environment, read and write other jobs' workspaces, plant
+git configuration the worker's own git would execute, leave processes behind, ``kill -9`` its
+parent and the worker, and print 50 MB (``tools/standins/attacks.py`` documents each attempt and
+the ``[standin:attack-*=...]`` directives that tell it the worker's pid, a target workspace and
+where the planted programs leave their markers). It reports what it observed and still makes
+its edit: the job's own work must succeed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -149,6 +161,11 @@ def main(argv: list[str]) -> int:
         print("{not json either", flush=True)
     if "sleep" in switches:
         time.sleep(float(switches["sleep"]))
+    if "attack" in switches:
+        # A sibling module: the sandbox shows this directory, not the project (so no `tools.`).
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        attacks = importlib.import_module("attacks")
+        attacks.run(attacks.plan_from_directives(switches))
     for n in range(int(switches.get("events", "0") or 0)):
         out.item(
             "completed",
