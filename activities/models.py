@@ -117,6 +117,10 @@ class StepRecord(BaseModel):
     status: StepStatus
     payload: dict[str, Any] | None = None
     log_storage_id: str | None = None
+    checkpoint_storage_id: str | None = Field(
+        default=None,
+        description="The checkpoint bundle later steps restore: kept until the run ends.",
+    )
     attempts: int | None = None
 
 
@@ -476,6 +480,7 @@ class AgentResult(JobModel):
             status="succeeded" if self.succeeded else "failed",
             payload=payload.dump(),
             log_storage_id=self.log.storage_id if self.log else None,
+            checkpoint_storage_id=self.checkpoint.bundle_storage_id,
             attempts=self.attempts.count,
         )
 

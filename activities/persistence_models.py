@@ -67,6 +67,9 @@ class StepUpdate(ConvexArgs):
     payload: dict[str, Any] | None = None
     log_url: str | None = None
     log_storage_id: str | None = Field(default=None, description="The step's log in storage.")
+    checkpoint_storage_id: str | None = Field(
+        default=None, description="The workspace checkpoint the step left, in storage."
+    )
     attempts: int | None = Field(default=None, ge=1)
 
 

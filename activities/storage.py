@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from activities.convex_client import ConvexClient, ConvexClientError, ConvexUnavailableError
@@ -28,6 +29,17 @@ Heartbeat = Callable[[], None]
 
 STORAGE_UNAVAILABLE = "ConvexUnavailable"  # retryable: the same type as persistence's
 STORAGE_REFUSED = "StorageRefused"  # non-retryable: Convex refused the file (too large, gone)
+
+
+class SweepTotals(BaseModel):
+    """What one worker's share of a sweep of Convex storage did (``files:sweep`` pages)."""
+
+    pages: int = 0
+    checked: int = 0
+    released: int = 0
+    """Checkpoint bundles of runs that have ended, deleted."""
+    deleted: int = 0
+    """Files no record named, older than the orphan age, deleted."""
 
 
 class FileStore:
@@ -105,3 +117,26 @@ class FileStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(dest.write_bytes, data)
         return dest
+
+    async def sweep(
+        self, *, orphan_age_seconds: float, every_seconds: float, max_pages: int = 1000
+    ) -> SweepTotals:
+        """Remove stored files no record needs any more (``files:sweep``, page by page).
+
+        The deployment keeps one pass's cursor, so every worker calling this shares the work
+        and a pass runs at most once per ``every_seconds`` however many workers there are.
+        Convex errors propagate: the caller tries again at its next sweep.
+        """
+        totals = SweepTotals()
+        args = {"orphanAgeMs": orphan_age_seconds * 1000, "everyMs": every_seconds * 1000}
+        while totals.pages < max_pages:
+            page = await self._convex.mutation("files:sweep", args)
+            if not page["due"]:
+                break
+            totals.pages += 1
+            totals.checked += int(page["checked"])
+            totals.released += int(page["released"])
+            totals.deleted += int(page["deleted"])
+            if page["passDone"]:
+                break
+        return totals

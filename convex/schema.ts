@@ -12,6 +12,10 @@
  *   steps (how many attempts the step took, when more than one ran).
  * - `storageId` on artifacts: a file kept in Convex file storage (its `url` is the one Convex
  *   serves), so logs and diffs outlive the worker that made them.
+ * - `logStorageId` and `checkpointStorageId` on steps, and `file_sweeps`: which stored files a
+ *   record still needs (a step's log, the workspace checkpoint a running job may restore), so
+ *   files:sweep can remove the rest (a finished run's checkpoints, uploads of attempts that
+ *   died before recording them).
  * - `run_status_counts`: one row per run status, kept in the same transaction as every run
  *   status change, so the dashboard reads five rows instead of counting runs.
  * - Ownership: `chat_sessions.userId` (the seed's column) is the caller's identity
@@ -128,6 +132,14 @@ export default defineSchema({
     updatedAt: v.number(),
   }),
 
+  file_sweeps: defineTable({
+    /** Where the pass under way stopped (a `_storage` page cursor); null between passes. */
+    cursor: v.union(v.string(), v.null()),
+    /** When the last complete pass ended. */
+    passEndedAt: v.optional(v.number()),
+    updatedAt: v.number(),
+  }),
+
   repositories: defineTable({
     url: v.string(),
     checks: v.array(v.string()),
@@ -151,11 +163,15 @@ export default defineSchema({
     endedAt: v.optional(v.number()),
     payload: v.optional(v.any()),
     logUrl: v.optional(v.string()),
+    logStorageId: v.optional(v.id("_storage")),
+    checkpointStorageId: v.optional(v.id("_storage")),
     attempts: v.optional(v.number()),
     updatedAt: v.number(),
   })
     .index("by_run_and_name", ["runId", "name"])
-    .index("by_run_and_started_at", ["runId", "startedAt"]),
+    .index("by_run_and_started_at", ["runId", "startedAt"])
+    .index("by_log_storage", ["logStorageId"])
+    .index("by_checkpoint_storage", ["checkpointStorageId"]),
 
   artifacts: defineTable({
     runId: v.id("runs"),
@@ -167,7 +183,8 @@ export default defineSchema({
     createdAt: v.number(),
   })
     .index("by_run_and_idempotency_key", ["runId", "idempotencyKey"])
-    .index("by_run_and_created_at", ["runId", "createdAt"]),
+    .index("by_run_and_created_at", ["runId", "createdAt"])
+    .index("by_storage", ["storageId"]),
 
   events: defineTable({
     runId: v.id("runs"),

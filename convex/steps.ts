@@ -67,7 +67,9 @@ function sameValue(a: Value | undefined, b: Value | undefined): boolean {
  * - Existing step: a higher-ranked status is applied; the same non-terminal status may fill in
  *   payload/logUrl; a lower rank, or anything after a terminal status, is ignored. The first
  *   startedAt and endedAt are kept. `kind` is fixed by the first call. `attempts` (how many
- *   times the step's activity ran) is stored when given, like payload.
+ *   times the step's activity ran) is stored when given, like payload; so are the stored files
+ *   the step names (`logStorageId`, and `checkpointStorageId`: the workspace checkpoint later
+ *   steps restore, kept until the run ends; see files:sweep).
  * Answers the stored status and whether this call wrote anything.
  */
 export const appendOrUpdate = internalMutation({
@@ -81,9 +83,14 @@ export const appendOrUpdate = internalMutation({
     payload: v.optional(v.any()),
     logUrl: v.optional(v.string()),
     logStorageId: v.optional(v.id("_storage")),
+    checkpointStorageId: v.optional(v.id("_storage")),
     attempts: v.optional(v.number()),
   },
-  returns: v.object({ stepId: v.id("steps"), status: stepStatus, changed: v.boolean() }),
+  returns: v.object({
+    stepId: v.id("steps"),
+    status: stepStatus,
+    changed: v.boolean(),
+  }),
   handler: async (ctx, args) => {
     const name = requireText("name", args.name, MAX_ID_LENGTH);
     const startedAt = optionalTimestamp("startedAt", args.startedAt);
@@ -97,6 +104,12 @@ export const appendOrUpdate = internalMutation({
       const served = await ctx.storage.getUrl(args.logStorageId);
       if (served === null) fail("NOT_FOUND", `stored file ${args.logStorageId} does not exist`);
       logUrl = served;
+    }
+    if (
+      args.checkpointStorageId !== undefined &&
+      (await ctx.db.system.get(args.checkpointStorageId)) === null
+    ) {
+      fail("NOT_FOUND", `stored file ${args.checkpointStorageId} does not exist`);
     }
     const attempts = optionalAttempts(args.attempts);
 
@@ -118,6 +131,8 @@ export const appendOrUpdate = internalMutation({
         endedAt: terminal ? (endedAt ?? now) : undefined,
         payload: args.payload,
         logUrl,
+        logStorageId: args.logStorageId,
+        checkpointStorageId: args.checkpointStorageId,
         attempts,
         updatedAt: now,
       };
@@ -142,6 +157,15 @@ export const appendOrUpdate = internalMutation({
       next.payload = args.payload;
     }
     if (logUrl !== undefined && logUrl !== existing.logUrl) next.logUrl = logUrl;
+    if (args.logStorageId !== undefined && args.logStorageId !== existing.logStorageId) {
+      next.logStorageId = args.logStorageId;
+    }
+    if (
+      args.checkpointStorageId !== undefined &&
+      args.checkpointStorageId !== existing.checkpointStorageId
+    ) {
+      next.checkpointStorageId = args.checkpointStorageId;
+    }
     if (attempts !== undefined && attempts !== existing.attempts) next.attempts = attempts;
 
     if (Object.keys(next).length === 0) {
@@ -151,6 +175,10 @@ export const appendOrUpdate = internalMutation({
     if (next.status !== undefined) {
       await recordStepState(ctx, run, { ...existing, ...next }, now);
     }
-    return { stepId: existing._id, status: next.status ?? existing.status, changed: true };
+    return {
+      stepId: existing._id,
+      status: next.status ?? existing.status,
+      changed: true,
+    };
   },
 });

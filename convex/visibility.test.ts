@@ -43,6 +43,7 @@ const CONTRACT: Record<string, [Kind, Visibility]> = {
   "events:appendBatch": ["mutation", "internal"],
   "files:generateUploadUrl": ["mutation", "internal"],
   "files:getUrl": ["query", "internal"],
+  "files:sweep": ["mutation", "internal"],
   "repositories:add": ["mutation", "internal"],
   "repositories:list": ["query", "internal"],
   "repositories:get": ["query", "internal"],

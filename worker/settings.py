@@ -212,6 +212,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JANGAR_WORKSPACE_RETENTION_HOURS"),
         description="Workspaces and local job files untouched this long are removed.",
     )
+    storage_orphan_hours: float = Field(
+        default=24.0,
+        gt=0,
+        validation_alias=AliasChoices("JANGAR_STORAGE_ORPHAN_HOURS"),
+        description="Files in Convex storage that no record names are removed after this long.",
+    )
     allow_local_repos: bool = Field(
         default=False,
         validation_alias=AliasChoices("JANGAR_ALLOW_LOCAL_REPOS"),

@@ -433,6 +433,7 @@ class CodexJobWorkflow:
             ended_at=self._now(),
             payload=record.payload,
             log_storage_id=record.log_storage_id,
+            checkpoint_storage_id=record.checkpoint_storage_id,
             attempts=record.attempts,
         )
         self._steps_done.append(name)

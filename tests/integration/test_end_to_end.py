@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.convex_client import ConvexClient
 from activities.persistence import PersistenceActivities
 from activities.persistence_models import RunStatusResult, RunStatusUpdate
+from activities.storage import FileStore
 from tests.git_repos import git, make_bare_repo
 from tests.integration.conftest import Stack, running_stack
 from tests.worker.conftest import wait_until
@@ -228,6 +229,71 @@ async def test_nothing_to_commit_is_a_success_without_a_branch(
     assert steps(tl)[-2:] == [("commit_and_push", "succeeded"), ("open_pull_request", "skipped")]
     assert f"codex/{job.work_order_id}" not in git("branch", "--list", cwd=remote)
     assert_no_duplicates(tl)
+
+
+async def stored(stack: Stack, storage_id: str) -> bool:
+    return await stack.convex.query("files:getUrl", {"storageId": storage_id}) is not None
+
+
+async def test_storage_keeps_what_records_need_and_sweeps_a_finished_runs_checkpoint_and_orphans(
+    stack: Stack, project_remote: tuple[Path, str], tmp_path: Path
+) -> None:
+    """While the job runs, a sweep that treats every unnamed file as old keeps the checkpoint
+    the agent step recorded; once the run has ended, the same sweep deletes that checkpoint and
+    an upload no record names (what an attempt that died before recording leaves), and every
+    log and diff of the run is still served."""
+    remote, base = project_remote
+    files = FileStore(stack.convex)
+    job = await new_work_order(
+        stack, remote, "Add notes", base_branch=base, checks=["sleep 3", "test -f NOTES.md"]
+    )
+    handle = await start(stack, job)
+
+    async def agent_recorded() -> bool:
+        run = await stack.convex.query(
+            "runs:getLatestForWorkOrderAsOperator", {"workflowRequestId": job.work_order_id}
+        )
+        if run is None:
+            return False
+        tl = await full_timeline(stack, job.work_order_id)
+        return any(s["name"] == "run_agent" and s["status"] == "succeeded" for s in tl["steps"])
+
+    await wait_until(agent_recorded, within=60, what="the agent step's record")
+    running = await full_timeline(stack, job.work_order_id)
+    assert running["run"]["status"] == "running"
+    bundle = next(s for s in running["steps"] if s["name"] == "run_agent")["checkpointStorageId"]
+    orphan_file = tmp_path / "orphan.log"
+    orphan_file.write_text("uploaded by an attempt that died before recording it\n")
+    orphan = (await files.put(orphan_file, content_type="text/plain")).storage_id
+    await files.sweep(orphan_age_seconds=3600, every_seconds=0)
+    assert await stored(stack, bundle), "a running job's checkpoint was swept"
+    assert await stored(stack, orphan), "a young upload was swept"
+
+    assert (await handle.result()).status == "succeeded"
+    # Twice: a pass another worker left half done is finished first, then one whole pass.
+    swept = [await files.sweep(orphan_age_seconds=0, every_seconds=0) for _ in range(2)]
+    assert sum(t.released for t in swept) >= 1 and sum(t.deleted for t in swept) >= 1
+    assert not await stored(stack, bundle), "a finished run's checkpoint is still stored"
+    assert not await stored(stack, orphan), "an upload no record names is still stored"
+
+    tl = await full_timeline(stack, job.work_order_id)
+    assert "checkpointStorageId" not in next(s for s in tl["steps"] if s["name"] == "run_agent")
+    assert steps(tl) == [
+        ("prepare_workspace", "succeeded"),
+        ("run_agent", "succeeded"),
+        ("check 1: sleep 3", "succeeded"),
+        ("check 2: test -f NOTES.md", "succeeded"),
+        ("commit_and_push", "succeeded"),
+        ("open_pull_request", "skipped"),
+    ]
+    assert {a["type"] for a in tl["artifacts"]} == {"log", "diff"}
+    for artifact in tl["artifacts"]:
+        assert await stored(stack, artifact["storageId"])
+        await read_url(stack, artifact["url"])
+    for step in tl["steps"]:
+        if step["name"].startswith("check "):
+            await read_url(stack, step["logUrl"])
+            assert await stored(stack, step["logStorageId"])
 
 
 async def test_cancel_kills_the_agent_and_records_the_cancellation(

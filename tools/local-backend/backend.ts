@@ -102,6 +102,19 @@ interface ConvexGlobal {
   readonly jsSyscall: JsSyscall;
 }
 
+/**
+ * A patch's value without the fields it removes: `db.patch(id, {field: undefined})` sends the
+ * field as `{"$undefined": null}`, which is an instruction, not a value to measure.
+ */
+function withoutRemovedFields(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).filter(
+      ([, field]) => !(typeof field === "object" && field !== null && "$undefined" in field),
+    ),
+  );
+}
+
 /** The backend whose call is running (scheduled functions inherit it through their timers). */
 const currentBackend = new AsyncLocalStorage<LocalBackend>();
 const HOOKED = Symbol.for("jangar.localBackend.syscallHooks");
@@ -119,7 +132,7 @@ function installSyscallHooks(): void {
   const asyncSyscall: AsyncSyscall = async (op, jsonArgs) => {
     if (op === "1.0/insert" || op === "1.0/shallowMerge" || op === "1.0/replace") {
       const { value } = JSON.parse(jsonArgs) as { value: unknown };
-      const size = getConvexSize(jsonToConvex(value as never));
+      const size = getConvexSize(jsonToConvex(withoutRemovedFields(value) as never));
       if (size > MAX_DOCUMENT_BYTES) {
         throw new Error(
           `Value is too large (${formatSize(size)} > maximum size ${formatSize(MAX_DOCUMENT_BYTES)})`,

@@ -196,6 +196,19 @@ describe("a backend restarted on its data directory", () => {
     );
   });
 
+  test("a field a patch removed (set to undefined) stays removed after a restart", async () => {
+    dir = mkdtempSync(join(tmpdir(), "local-backend-data-"));
+    const first = await start();
+    const id = value(await call(first.backend, "fixture:insertThenUnsetNote", "mutation"));
+    const before = value(await call(first.backend, "fixture:getBlob", "query", { id }));
+    expect(before).toMatchObject({ data: "kept" });
+    expect(before).not.toHaveProperty("note");
+    crash();
+
+    const second = await start();
+    expect(value(await call(second.backend, "fixture:getBlob", "query", { id }))).toEqual(before);
+  });
+
   test("a crash mid-append loses only the unanswered write", async () => {
     dir = mkdtempSync(join(tmpdir(), "local-backend-data-"));
     const first = await start();

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.convex_client import ConvexClient
+from activities.convex_client import ConvexClient, ConvexClientError
 from activities.sandbox import OFF_WARNING, SandboxUnavailable, probe
+from activities.storage import FileStore
 from activities.workspace import Workspaces
 from worker import factories
 from worker.logging import configure_logging, get_logger
@@ -34,7 +35,8 @@ from workflows.policies import HEARTBEAT_THROTTLE
 log = get_logger(__name__)
 
 SWEEP_SECONDS = 600.0
-"""How often a worker removes expired workspaces and measures its disk use."""
+"""How often a worker removes expired workspaces, measures its disk use and takes its share of
+the sweep of Convex storage (a pass runs at most this often in the whole deployment)."""
 
 
 class ActivitySet(Protocol):
@@ -119,6 +121,22 @@ async def sweep_disk(
         await asyncio.sleep(SWEEP_SECONDS)
 
 
+async def sweep_storage(files: FileStore, orphan_age_seconds: float) -> None:
+    """Every SWEEP_SECONDS: this worker's share of the deployment's sweep of Convex storage
+    (a finished run's checkpoints, uploads no record names); a failure waits for the next."""
+    while True:
+        try:
+            totals = await files.sweep(
+                orphan_age_seconds=orphan_age_seconds, every_seconds=SWEEP_SECONDS
+            )
+        except ConvexClientError as exc:
+            log.warning("storage sweep failed", error=str(exc), retry_in=SWEEP_SECONDS)
+        else:
+            if totals.released or totals.deleted:
+                log.info("stored files removed", **totals.model_dump())
+        await asyncio.sleep(SWEEP_SECONDS)
+
+
 async def run_worker(
     settings: Settings,
     *,
@@ -181,6 +199,12 @@ async def run_worker(
                     sweep_disk(
                         spaces, settings.workspace_retention_hours * 3600, lambda b: gauge.set(b)
                     )
+                )
+            )
+        if persistence_activities is None:  # the real Convex: keep its storage tidy too
+            chores.append(
+                asyncio.create_task(
+                    sweep_storage(FileStore(convex), settings.storage_orphan_hours * 3600)
                 )
             )
         if settings.dispatcher_enabled:

@@ -99,3 +99,18 @@ export const insertThenFail = mutation({
     throw new Error(`rolled back ${id}`);
   },
 });
+
+/** Inserts a document with a note, then removes the note with `patch(id, {note: undefined})`. */
+export const insertThenUnsetNote = mutation({
+  args: {},
+  handler: async (ctx) => {
+    const id = await ctx.db.insert("blobs", { data: "kept", note: "removed next" });
+    await ctx.db.patch(id, { note: undefined });
+    return id;
+  },
+});
+
+export const getBlob = query({
+  args: { id: v.id("blobs") },
+  handler: async (ctx, { id }) => await ctx.db.get(id),
+});

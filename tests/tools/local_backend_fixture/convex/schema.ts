@@ -2,5 +2,5 @@ import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 
 export default defineSchema({
-  blobs: defineTable({ data: v.string() }),
+  blobs: defineTable({ data: v.string(), note: v.optional(v.string()) }),
 });
