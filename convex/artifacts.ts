@@ -8,14 +8,9 @@
 import { v } from "convex/values";
 import { internalMutation } from "./_generated/server";
 import { fail } from "./lib/errors";
-import {
-  MAX_TEXT_LENGTH,
-  optionalTimestamp,
-  requireIdempotencyKey,
-  requireText,
-  requireUrl,
-} from "./lib/guards";
-import { getRunOrThrow } from "./lib/lifecycle";
+import { optionalTimestamp, requireIdempotencyKey, requireText, requireUrl } from "./lib/guards";
+import { MAX_TEXT_LENGTH } from "./lib/contract";
+import { getRunOrThrow, storedUrlOrThrow } from "./lib/lifecycle";
 import { artifactType } from "./lib/validators";
 
 /**
@@ -59,9 +54,7 @@ export const add = internalMutation({
     }
     let url: string;
     if (args.storageId !== undefined) {
-      const served = await ctx.storage.getUrl(args.storageId);
-      if (served === null) fail("NOT_FOUND", `stored file ${args.storageId} does not exist`);
-      url = served;
+      url = await storedUrlOrThrow(ctx, args.storageId);
     } else {
       url = requireUrl("url", args.url as string);
     }

@@ -1,7 +1,7 @@
 /** events:append. */
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
-import { MAX_VALUE_BYTES } from "./lib/guards";
+import { MAX_VALUE_BYTES } from "./lib/contract";
 import { type T, expectConvexError, newTest, seedRun, seedWorkOrder } from "./test.setup";
 
 const NOW = 1_700_000_000_000;

@@ -56,10 +56,7 @@ describe("files:sweep", () => {
     expect(await exists(t, orphan)).toBe(true);
 
     vi.setSystemTime(NOW + 26 * HOUR); // past the orphan age and the interval
-    expect(await sweepPass(t, SWEEP)).toMatchObject({
-      deleted: 1,
-      released: 0,
-    });
+    expect(await sweepPass(t, SWEEP)).toMatchObject({ deleted: 1, released: 0 });
     expect(await exists(t, orphan)).toBe(false);
   });
 
@@ -82,10 +79,7 @@ describe("files:sweep", () => {
       status: "succeeded",
       logStorageId: log,
     });
-    await t.mutation(internal.runs.updateStatus, {
-      runId,
-      status: "succeeded",
-    });
+    await t.mutation(internal.runs.updateStatus, { runId, status: "succeeded" });
     vi.setSystemTime(NOW + 1000 * HOUR);
     expect(await sweepPass(t, { ...SWEEP, orphanAgeMs: 0 })).toMatchObject({
       deleted: 0,
@@ -101,17 +95,12 @@ describe("files:sweep", () => {
     const bundle = await store(t, "git bundle");
     await recordAgentStep(t, runId, bundle);
     vi.setSystemTime(NOW + 1000 * HOUR);
-    expect(await sweepPass(t, { ...SWEEP, orphanAgeMs: 0 })).toMatchObject({
-      released: 0,
-    });
+    expect(await sweepPass(t, { ...SWEEP, orphanAgeMs: 0 })).toMatchObject({ released: 0 });
     expect(await exists(t, bundle)).toBe(true);
 
     await t.mutation(internal.runs.updateStatus, { runId, status: "failed" });
     vi.setSystemTime(NOW + 1002 * HOUR);
-    expect(await sweepPass(t, SWEEP)).toMatchObject({
-      released: 1,
-      deleted: 0,
-    });
+    expect(await sweepPass(t, SWEEP)).toMatchObject({ released: 1, deleted: 0 });
     expect(await exists(t, bundle)).toBe(false);
     const step = await t.run(async (ctx) => await ctx.db.query("steps").first());
     expect(step?.name).toBe("run_agent");
@@ -129,13 +118,7 @@ describe("files:sweep", () => {
     });
     vi.setSystemTime(NOW + 25 * HOUR + HOUR - 1);
     const early = await t.mutation(internal.files.sweep, SWEEP);
-    expect(early).toEqual({
-      due: false,
-      checked: 0,
-      released: 0,
-      deleted: 0,
-      passDone: true,
-    });
+    expect(early).toEqual({ due: false, checked: 0, released: 0, deleted: 0, passDone: true });
     vi.setSystemTime(NOW + 26 * HOUR + 100); // convex-test's clock ticks a little per call
     expect((await t.mutation(internal.files.sweep, SWEEP)).due).toBe(true);
   });

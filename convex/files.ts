@@ -12,7 +12,7 @@ import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { fail } from "./lib/errors";
-import { resolveLimit } from "./lib/guards";
+import { requireDuration, resolveLimit } from "./lib/guards";
 import { isTerminalWorkStatus } from "./lib/transitions";
 
 const SWEEP_PAGE = 100;
@@ -31,13 +31,6 @@ export const getUrl = internalQuery({
   returns: v.union(v.string(), v.null()),
   handler: async (ctx, args) => await ctx.storage.getUrl(args.storageId),
 });
-
-function requireDuration(field: string, value: number): number {
-  if (!Number.isFinite(value) || value < 0) {
-    fail("INVALID_ARGUMENT", `${field} must be a finite, non-negative number of ms; got ${value}.`);
-  }
-  return value;
-}
 
 type Verdict = "keep" | "released" | "orphan";
 
@@ -79,11 +72,7 @@ async function judge(ctx: MutationCtx, id: Id<"_storage">): Promise<Verdict> {
  * end do nothing (`due: false`). Callers repeat while `due` and not `passDone`.
  */
 export const sweep = internalMutation({
-  args: {
-    orphanAgeMs: v.number(),
-    everyMs: v.number(),
-    limit: v.optional(v.number()),
-  },
+  args: { orphanAgeMs: v.number(), everyMs: v.number(), limit: v.optional(v.number()) },
   returns: v.object({
     due: v.boolean(),
     checked: v.number(),
@@ -100,13 +89,7 @@ export const sweep = internalMutation({
     const cursor = state?.cursor ?? null;
     const lastEnd = state?.passEndedAt;
     if (cursor === null && lastEnd !== undefined && now < lastEnd + everyMs) {
-      return {
-        due: false,
-        checked: 0,
-        released: 0,
-        deleted: 0,
-        passDone: true,
-      };
+      return { due: false, checked: 0, released: 0, deleted: 0, passDone: true };
     }
     const page = await ctx.db.system.query("_storage").paginate({ cursor, numItems: limit });
     let released = 0;
@@ -124,12 +107,6 @@ export const sweep = internalMutation({
       : { cursor: page.continueCursor, updatedAt: now };
     if (state === null) await ctx.db.insert("file_sweeps", next);
     else await ctx.db.patch("file_sweeps", state._id, next);
-    return {
-      due: true,
-      checked: page.page.length,
-      released,
-      deleted,
-      passDone: page.isDone,
-    };
+    return { due: true, checked: page.page.length, released, deleted, passDone: page.isDone };
   },
 });

@@ -4,7 +4,6 @@ import { describe, expect, test } from "vitest";
 import vectors from "./lib/contract.vectors.json";
 import { fail } from "./lib/errors";
 import {
-  MAX_VALUE_BYTES,
   assertSizeWithin,
   requireCommitSha,
   requireIdempotencyKey,
@@ -28,7 +27,7 @@ import {
   repoLookupKeys,
   textProblem,
 } from "./lib/jobRules";
-import { MAX_PROMPT_CHARS, MAX_TEXT_LENGTH } from "./lib/contract";
+import { MAX_PROMPT_CHARS, MAX_TEXT_LENGTH, MAX_VALUE_BYTES } from "./lib/contract";
 import { STEP_STATUSES, WORK_STATUSES } from "./lib/validators";
 
 function codeOf(fn: () => unknown): string | undefined {

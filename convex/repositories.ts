@@ -11,7 +11,7 @@
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { fail } from "./lib/errors";
-import { requireUrl } from "./lib/guards";
+import { optionalWholeNumber, requireUrl } from "./lib/guards";
 import { classifyRepo, normalizeRepoUrl, optionalBranchName, requireChecks } from "./lib/jobRules";
 import { findRepository } from "./lib/orders";
 import schema from "./schema";
@@ -20,14 +20,6 @@ import schema from "./schema";
 export const REPOSITORY_LIST_LIMIT = 1000;
 
 const repositoryDoc = schema.doc("repositories");
-
-function positiveInt(field: string, value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 1) {
-    fail("INVALID_ARGUMENT", `${field} must be a whole number of at least 1; got ${value}.`);
-  }
-  return value;
-}
 
 /**
  * Register a repository, or replace its entry (matched by normalized URL, either `.git`
@@ -55,9 +47,9 @@ export const add = internalMutation({
       agentNetwork: args.agentNetwork ?? true,
       checkNetwork: args.checkNetwork ?? false,
       baseBranch: optionalBranchName("baseBranch", args.baseBranch),
-      maxTokens: positiveInt("maxTokens", args.maxTokens),
-      maxAgentMinutes: positiveInt("maxAgentMinutes", args.maxAgentMinutes),
-      maxConcurrentRuns: positiveInt("maxConcurrentRuns", args.maxConcurrentRuns),
+      maxTokens: optionalWholeNumber("maxTokens", args.maxTokens, 1),
+      maxAgentMinutes: optionalWholeNumber("maxAgentMinutes", args.maxAgentMinutes, 1),
+      maxConcurrentRuns: optionalWholeNumber("maxConcurrentRuns", args.maxConcurrentRuns, 1),
       webhookUrl:
         args.webhookUrl === undefined ? undefined : requireUrl("webhookUrl", args.webhookUrl),
     };

@@ -18,10 +18,9 @@ import { getAnyOrThrow, getOwnRunOrThrow, getOwnWorkOrderOrThrow, userQuery } fr
 import { fail } from "./lib/errors";
 import { recordStateChange } from "./lib/events";
 import {
-  MAX_ID_LENGTH,
-  MAX_URL_LENGTH,
   assertSizeWithin,
   optionalTimestamp,
+  optionalWholeNumber,
   requireCommitSha,
   requireRepo,
   requireText,
@@ -29,11 +28,13 @@ import {
   requireUrl,
   resolveLimit,
 } from "./lib/guards";
+import { MAX_ID_LENGTH, MAX_URL_LENGTH } from "./lib/contract";
 import {
   countNewRun,
   countRunMove,
   getRunOrThrow,
   getWorkOrderOrThrow,
+  latestRunOf,
   moveWorkOrder,
   readRunCounts,
 } from "./lib/lifecycle";
@@ -119,7 +120,7 @@ export const start = internalMutation({
     };
     const runId = await ctx.db.insert("runs", fields);
     await countNewRun(ctx, "running", now);
-    const run = { _id: runId, _creationTime: now, ...fields };
+    const run = { _id: runId, workflowRequestId: fields.workflowRequestId };
     await recordStateChange(ctx, run, { run: true }, "running", startedAt, { branch });
     return runId;
   },
@@ -131,14 +132,6 @@ const usageArg = v.object({
   cachedInputTokens: v.number(),
   outputTokens: v.number(),
 });
-
-function count(field: string, value: number | undefined, least = 0): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < least) {
-    fail("INVALID_ARGUMENT", `${field} must be a whole number of at least ${least}; got ${value}.`);
-  }
-  return value;
-}
 
 /** The usage totals' one row (created on first use). */
 async function addUsage(
@@ -188,12 +181,15 @@ export const updateStatus = internalMutation({
     assertSizeWithin("failureReason", args.failureReason);
     assertSizeWithin("finalMessage", args.finalMessage);
     const prUrl = args.prUrl === undefined ? undefined : requireUrl("prUrl", args.prUrl);
-    const prNumber = count("prNumber", args.prNumber, 1);
+    const prNumber = optionalWholeNumber("prNumber", args.prNumber, 1);
     const commitSha = requireCommitSha(args.commitSha);
-    const inputTokens = count("usage.inputTokens", args.usage?.inputTokens);
-    const cachedInputTokens = count("usage.cachedInputTokens", args.usage?.cachedInputTokens);
-    const outputTokens = count("usage.outputTokens", args.usage?.outputTokens);
-    const agentMs = count("agentMs", args.agentMs);
+    const inputTokens = optionalWholeNumber("usage.inputTokens", args.usage?.inputTokens);
+    const cachedInputTokens = optionalWholeNumber(
+      "usage.cachedInputTokens",
+      args.usage?.cachedInputTokens,
+    );
+    const outputTokens = optionalWholeNumber("usage.outputTokens", args.usage?.outputTokens);
+    const agentMs = optionalWholeNumber("agentMs", args.agentMs);
 
     const run = await getRunOrThrow(ctx, args.runId);
     const transition = classifyWorkTransition(run.status, args.status);
@@ -312,21 +308,13 @@ export const listAll = internalQuery({
   },
 });
 
-async function latestRunOf(ctx: QueryCtx, order: Doc<"workflow_requests">) {
-  return await ctx.db
-    .query("runs")
-    .withIndex("by_workflow_request_and_started_at", (q) => q.eq("workflowRequestId", order._id))
-    .order("desc")
-    .first();
-}
-
 /** The most recently started run of one of the caller's work orders, or null if it has none
  * yet. NOT_FOUND for an order that is not the caller's. */
 export const getLatestForWorkOrder = userQuery({
   args: { workflowRequestId: v.string() },
   returns: v.union(runDoc, v.null()),
   handler: async (ctx, args) =>
-    await latestRunOf(ctx, await getOwnWorkOrderOrThrow(ctx, args.workflowRequestId)),
+    await latestRunOf(ctx, (await getOwnWorkOrderOrThrow(ctx, args.workflowRequestId))._id),
 });
 
 /** For operators: the same for any work order. */
@@ -334,7 +322,10 @@ export const getLatestForWorkOrderAsOperator = internalQuery({
   args: { workflowRequestId: v.string() },
   returns: v.union(runDoc, v.null()),
   handler: async (ctx, args) =>
-    await latestRunOf(ctx, await getAnyOrThrow(ctx, "workflow_requests", args.workflowRequestId)),
+    await latestRunOf(
+      ctx,
+      (await getAnyOrThrow(ctx, "workflow_requests", args.workflowRequestId))._id,
+    ),
 });
 
 const timelineArgs = { runId: v.string(), cursor: optionalCursor, limit: v.optional(v.number()) };

@@ -7,7 +7,8 @@
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
 import { v } from "convex/values";
 import { getOwnSessionOrThrow, userMutation, userQuery } from "./lib/auth";
-import { MAX_TEXT_LENGTH, boundedText } from "./lib/guards";
+import { boundedText } from "./lib/guards";
+import { MAX_TEXT_LENGTH } from "./lib/contract";
 import schema from "./schema";
 
 /** Most recent messages getWithThreads returns (in chronological order). */

@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import { MAX_VALUE_BYTES } from "./lib/guards";
+import { MAX_VALUE_BYTES } from "./lib/contract";
 import { STEP_STATUS_RANK, classifyStepTransition } from "./lib/transitions";
 import { STEP_STATUSES } from "./lib/validators";
 import { type T, expectConvexError, newTest, seedRun } from "./test.setup";

@@ -13,27 +13,19 @@ import { internalMutation, type MutationCtx } from "./_generated/server";
 import { fail } from "./lib/errors";
 import { recordStateChange } from "./lib/events";
 import {
-  MAX_ID_LENGTH,
   assertSizeWithin,
   optionalTimestamp,
+  optionalWholeNumber,
   requireText,
   requireUrl,
 } from "./lib/guards";
-import { getRunOrThrow } from "./lib/lifecycle";
+import { MAX_ID_LENGTH } from "./lib/contract";
+import { getRunOrThrow, storedUrlOrThrow } from "./lib/lifecycle";
 import { classifyStepTransition, isTerminalStepStatus } from "./lib/transitions";
 import { stepKind, stepStatus, type StepStatus } from "./lib/validators";
 
 /** Statuses that mean the step actually ran, so a missing startedAt defaults to now. */
 const RAN: readonly StepStatus[] = ["running", "succeeded", "failed"];
-
-/** How many attempts a step took: a whole number from 1, or absent. */
-function optionalAttempts(value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 1 || value > 1000) {
-    fail("INVALID_ARGUMENT", `attempts must be a whole number from 1 to 1000; got ${value}.`);
-  }
-  return value;
-}
 
 /** The `state_change` event of the status a step just took, timed like the step. */
 async function recordStepState(
@@ -86,11 +78,7 @@ export const appendOrUpdate = internalMutation({
     checkpointStorageId: v.optional(v.id("_storage")),
     attempts: v.optional(v.number()),
   },
-  returns: v.object({
-    stepId: v.id("steps"),
-    status: stepStatus,
-    changed: v.boolean(),
-  }),
+  returns: v.object({ stepId: v.id("steps"), status: stepStatus, changed: v.boolean() }),
   handler: async (ctx, args) => {
     const name = requireText("name", args.name, MAX_ID_LENGTH);
     const startedAt = optionalTimestamp("startedAt", args.startedAt);
@@ -100,18 +88,11 @@ export const appendOrUpdate = internalMutation({
       fail("INVALID_ARGUMENT", "pass at most one of logUrl and logStorageId.");
     }
     let logUrl = args.logUrl === undefined ? undefined : requireUrl("logUrl", args.logUrl);
-    if (args.logStorageId !== undefined) {
-      const served = await ctx.storage.getUrl(args.logStorageId);
-      if (served === null) fail("NOT_FOUND", `stored file ${args.logStorageId} does not exist`);
-      logUrl = served;
+    if (args.logStorageId !== undefined) logUrl = await storedUrlOrThrow(ctx, args.logStorageId);
+    if (args.checkpointStorageId !== undefined) {
+      await storedUrlOrThrow(ctx, args.checkpointStorageId); // it must exist
     }
-    if (
-      args.checkpointStorageId !== undefined &&
-      (await ctx.db.system.get(args.checkpointStorageId)) === null
-    ) {
-      fail("NOT_FOUND", `stored file ${args.checkpointStorageId} does not exist`);
-    }
-    const attempts = optionalAttempts(args.attempts);
+    const attempts = optionalWholeNumber("attempts", args.attempts, 1, 1000);
 
     const run = await getRunOrThrow(ctx, args.runId);
     const now = Date.now();
@@ -175,10 +156,6 @@ export const appendOrUpdate = internalMutation({
     if (next.status !== undefined) {
       await recordStepState(ctx, run, { ...existing, ...next }, now);
     }
-    return {
-      stepId: existing._id,
-      status: next.status ?? existing.status,
-      changed: true,
-    };
+    return { stepId: existing._id, status: next.status ?? existing.status, changed: true };
   },
 });

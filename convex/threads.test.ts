@@ -1,7 +1,7 @@
 /** threads:append. */
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "./_generated/api";
-import { MAX_CONTENT_BYTES, MAX_VALUE_BYTES } from "./lib/guards";
+import { MAX_CONTENT_BYTES, MAX_VALUE_BYTES } from "./lib/contract";
 import { type AsUser, asUser, expectConvexError, newTest } from "./test.setup";
 
 beforeEach(() => {

@@ -9,7 +9,8 @@
 import { v } from "convex/values";
 import { getOwnSessionOrThrow, userMutation } from "./lib/auth";
 import { fail } from "./lib/errors";
-import { MAX_ID_LENGTH, assertSizeWithin, optionalText, requireContent } from "./lib/guards";
+import { assertSizeWithin, optionalText, requireContent } from "./lib/guards";
+import { MAX_ID_LENGTH } from "./lib/contract";
 import { messageRole } from "./lib/validators";
 
 /**

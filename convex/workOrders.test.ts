@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { MAX_PROMPT_CHARS } from "./lib/contract";
-import { CONVERSATION_LIMIT, CONVERSATION_TEXT_CHARS, MAX_CHECKS } from "./workOrders";
+import { MAX_CHECKS } from "./lib/contract";
+import { CONVERSATION_LIMIT, CONVERSATION_TEXT_CHARS } from "./workOrders";
 import {
   REPO,
   type T,

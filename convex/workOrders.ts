@@ -20,18 +20,17 @@ import {
   userMutation,
   userQuery,
 } from "./lib/auth";
-import { MAX_CHECKS } from "./lib/contract";
+import { MAX_CHECKS, MAX_ID_LENGTH, MAX_TEXT_LENGTH } from "./lib/contract";
 import { fail } from "./lib/errors";
 import {
-  MAX_ID_LENGTH,
-  MAX_TEXT_LENGTH,
   boundedText,
+  optionalWholeNumber,
   requireContent,
   requireText,
   resolveLimit,
 } from "./lib/guards";
 import { codePoints, normalizeRepoUrl } from "./lib/jobRules";
-import { getWorkOrderOrThrow, moveWorkOrder } from "./lib/lifecycle";
+import { getWorkOrderOrThrow, latestRunOf, moveWorkOrder } from "./lib/lifecycle";
 import {
   checkOrderFields,
   findRepository,
@@ -45,7 +44,6 @@ import { isTerminalWorkStatus } from "./lib/transitions";
 import schema from "./schema";
 
 /** Most checks a work order may list (convex/lib/contract.json). */
-export { MAX_CHECKS };
 
 /** Queued orders listDispatchable considers per call, oldest first. */
 export const DISPATCH_SCAN_LIMIT = 500;
@@ -272,14 +270,6 @@ export const listQueued = internalQuery({
   },
 });
 
-function optionalCap(field: string, value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 1) {
-    fail("INVALID_ARGUMENT", `${field} must be a whole number of at least 1; got ${value}.`);
-  }
-  return value;
-}
-
 /**
  * The queued, undispatched orders that may start now, oldest first (default 20, at most 100),
  * shaped as listQueued's. An order is left waiting while:
@@ -299,8 +289,8 @@ export const listDispatchable = internalQuery({
   returns: v.array(jobOrder),
   handler: async (ctx, args) => {
     const limit = resolveLimit(args.limit, 20, 100);
-    const maxPerUser = optionalCap("maxPerUser", args.maxPerUser);
-    const maxPerRepo = optionalCap("maxPerRepo", args.maxPerRepo);
+    const maxPerUser = optionalWholeNumber("maxPerUser", args.maxPerUser, 1);
+    const maxPerRepo = optionalWholeNumber("maxPerRepo", args.maxPerRepo, 1);
     const byIndex = "by_status_and_temporal_workflow_id_and_created_at" as const;
     const active = [
       ...(await ctx.db
@@ -358,14 +348,6 @@ function cut(text: string): string {
     : [...text].slice(0, CONVERSATION_TEXT_CHARS).join("");
 }
 
-async function latestRun(ctx: QueryCtx, workOrderId: Id<"workflow_requests">) {
-  return await ctx.db
-    .query("runs")
-    .withIndex("by_workflow_request_and_started_at", (q) => q.eq("workflowRequestId", workOrderId))
-    .order("desc")
-    .first();
-}
-
 const repositoryDoc = schema.doc("repositories");
 
 /**
@@ -409,7 +391,7 @@ export const getForJob = internalQuery({
       seen.add(ancestorId);
       const ancestor = await ctx.db.get("workflow_requests", ancestorId);
       if (ancestor === null) break;
-      const run = await latestRun(ctx, ancestor._id);
+      const run = await latestRunOf(ctx, ancestor._id);
       if (parent === null) {
         parent = {
           workOrderId: ancestor._id,

@@ -19,10 +19,13 @@ export interface NewEvent {
   createdAt?: number;
 }
 
+/** What an event needs of its run. */
+export type EventRun = Pick<Doc<"runs">, "_id" | "workflowRequestId">;
+
 /** Insert `event` into `run` unless its key was used; returns the event's id and whether new. */
 export async function insertEventOnce(
   ctx: MutationCtx,
-  run: Doc<"runs">,
+  run: EventRun,
   event: NewEvent,
   now: number,
 ): Promise<{ eventId: Id<"events">; inserted: boolean }> {
@@ -54,8 +57,8 @@ export async function insertEventOnce(
  */
 export async function recordStateChange(
   ctx: MutationCtx,
-  run: Doc<"runs">,
-  subject: { step: Doc<"steps"> | { _id: Id<"steps">; name: string } } | { run: true },
+  run: EventRun,
+  subject: { step: Pick<Doc<"steps">, "_id" | "name"> } | { run: true },
   status: string,
   createdAt: number,
   extra: Record<string, Value> = {},

@@ -18,16 +18,6 @@ import {
   MAX_VALUE_BYTES,
 } from "./contract";
 
-// The limits are shared with the worker (convex/lib/contract.json); re-exported for the modules.
-export {
-  MAX_CONTENT_BYTES,
-  MAX_ID_LENGTH,
-  MAX_IDEMPOTENCY_KEY_LENGTH,
-  MAX_TEXT_LENGTH,
-  MAX_URL_LENGTH,
-  MAX_VALUE_BYTES,
-};
-
 const encoder = new TextEncoder();
 
 /** UTF-8 size of `value` as Convex's JSON encoding writes it. */
@@ -176,6 +166,32 @@ export function optionalTimestamp(field: string, value: number | undefined): num
 
 export function requireTimestamp(field: string, value: number): number {
   return optionalTimestamp(field, value) as number;
+}
+
+/**
+ * A whole number from `least` (to `most`, when given), or `undefined` when not given; anything
+ * else is INVALID_ARGUMENT naming the field and the range.
+ */
+export function optionalWholeNumber(
+  field: string,
+  value: number | undefined,
+  least = 0,
+  most?: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < least || (most !== undefined && value > most)) {
+    const range = most === undefined ? `of at least ${least}` : `from ${least} to ${most}`;
+    fail("INVALID_ARGUMENT", `${field} must be a whole number ${range}; got ${value}.`);
+  }
+  return value;
+}
+
+/** A length of time in ms: a finite, non-negative number. */
+export function requireDuration(field: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    fail("INVALID_ARGUMENT", `${field} must be a finite, non-negative number of ms; got ${value}.`);
+  }
+  return value;
 }
 
 /**

@@ -85,16 +85,6 @@ export async function readRunCounts(ctx: QueryCtx): Promise<StatusCounts> {
   return counts;
 }
 
-/**
- * A run named by a caller's string (a CLI argument, a URL): a malformed id answers NOT_FOUND
- * exactly like a well-formed id of a run that does not exist, so callers branch on one code.
- */
-export async function getRunByStringOrThrow(ctx: QueryCtx, runId: string): Promise<Doc<"runs">> {
-  const id = ctx.db.normalizeId("runs", runId);
-  if (id === null) fail("NOT_FOUND", `run ${JSON.stringify(runId.slice(0, 80))} does not exist`);
-  return await getRunOrThrow(ctx, id);
-}
-
 /** Load a document named by a typed id or fail with NOT_FOUND (internal functions). */
 export async function getRunOrThrow(ctx: QueryCtx, runId: Id<"runs">): Promise<Doc<"runs">> {
   const run = await ctx.db.get("runs", runId);
@@ -109,4 +99,23 @@ export async function getWorkOrderOrThrow(
   const workOrder = await ctx.db.get("workflow_requests", workflowRequestId);
   if (workOrder === null) fail("NOT_FOUND", `work order ${workflowRequestId} does not exist`);
   return workOrder;
+}
+
+/** The most recently started run of a work order, or null if it has none. */
+export async function latestRunOf(
+  ctx: QueryCtx,
+  workOrderId: Id<"workflow_requests">,
+): Promise<Doc<"runs"> | null> {
+  return await ctx.db
+    .query("runs")
+    .withIndex("by_workflow_request_and_started_at", (q) => q.eq("workflowRequestId", workOrderId))
+    .order("desc")
+    .first();
+}
+
+/** The URL Convex serves a stored file at; NOT_FOUND when the file does not exist. */
+export async function storedUrlOrThrow(ctx: QueryCtx, storageId: Id<"_storage">): Promise<string> {
+  const url = await ctx.storage.getUrl(storageId);
+  if (url === null) fail("NOT_FOUND", `stored file ${storageId} does not exist`);
+  return url;
 }
