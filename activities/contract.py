@@ -115,6 +115,8 @@ MAX_JOB_TITLE_LENGTH: Final = 300
 """Longest job title (the pull request title); a longer summary is cut to it."""
 MAX_CHECKS: Final = 50
 """Most check commands one job runs."""
+MAX_EVENT_BATCH: Final = 100
+"""Most events one events:appendBatch call writes."""
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 512
 """Longest idempotency key, in characters."""
 MAX_VALUE_BYTES: Final = 65536

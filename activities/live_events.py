@@ -23,13 +23,12 @@ from typing import Any
 
 import structlog
 
+from activities.contract import MAX_EVENT_BATCH
 from activities.convex_client import ConvexClient, ConvexClientError
 from activities.models import AgentProgress
 from activities.persistence_models import EventBatch, NewEvent
 
 log = structlog.stdlib.get_logger(__name__)
-
-BATCH = 100  # events:appendBatch's limit
 
 
 class LiveEvents:
@@ -85,7 +84,7 @@ class LiveEvents:
         """Write what is queued, a batch at a time; on failure keep it for the next flush."""
         async with self._lock:
             while self._queue:
-                batch = self._queue[:BATCH]
+                batch = self._queue[:MAX_EVENT_BATCH]
                 args = EventBatch(
                     run_id=self._run_id, workflow_request_id=self._work_order_id, events=batch
                 )

@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from activities.contract import (
     MAX_BRANCH_LENGTH,
+    MAX_EVENT_BATCH,
     MAX_ID_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_TEXT_LENGTH,
@@ -118,7 +119,7 @@ class EventBatch(ConvexArgs):
 
     run_id: str = _ID
     workflow_request_id: str = _ID
-    events: tuple[NewEvent, ...] = Field(max_length=100)
+    events: tuple[NewEvent, ...] = Field(max_length=MAX_EVENT_BATCH)
 
 
 class RunUsage(ConvexArgs):

@@ -9,12 +9,11 @@ import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { fail } from "./lib/errors";
+import { MAX_EVENT_BATCH } from "./lib/contract";
 import { insertEventOnce } from "./lib/events";
 import { getRunOrThrow } from "./lib/lifecycle";
 import { eventType } from "./lib/validators";
 
-/** Most events one appendBatch call takes. */
-export const MAX_BATCH = 100;
 
 const newEvent = {
   type: eventType,
@@ -55,7 +54,7 @@ export const append = internalMutation({
 });
 
 /**
- * Append up to MAX_BATCH events to a run in one transaction, each deduplicated on its own key
+ * Append up to MAX_EVENT_BATCH events to a run in one transaction, each deduplicated on its own key
  * (the agent's live progress: one call every few seconds instead of one per event). Answers
  * how many were new. A refused event (too large, a bad key) refuses the whole batch.
  */
@@ -67,10 +66,10 @@ export const appendBatch = internalMutation({
   },
   returns: v.object({ inserted: v.number() }),
   handler: async (ctx, args) => {
-    if (args.events.length > MAX_BATCH) {
+    if (args.events.length > MAX_EVENT_BATCH) {
       fail(
         "INVALID_ARGUMENT",
-        `events has ${args.events.length} entries; the limit is ${MAX_BATCH}. Send smaller batches.`,
+        `events has ${args.events.length} entries; the limit is ${MAX_EVENT_BATCH}. Send smaller batches.`,
       );
     }
     const run = await runOfWorkOrder(ctx, args.runId, args.workflowRequestId);

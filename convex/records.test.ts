@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import { MAX_BATCH } from "./events";
+import { MAX_EVENT_BATCH } from "./lib/contract";
 import { type T, expectConvexError, newTest, seedRun, seedWorkOrder } from "./test.setup";
 
 const NOW = 1_700_000_000_000;
@@ -157,7 +157,7 @@ describe("events:appendBatch", () => {
     const t = newTest();
     const { runId, workOrderId } = await seedRun(t);
     const { workOrderId: other } = await seedWorkOrder(t);
-    const events = Array.from({ length: MAX_BATCH + 1 }, (_, i) => ({
+    const events = Array.from({ length: MAX_EVENT_BATCH + 1 }, (_, i) => ({
       type: "system" as const,
       idempotencyKey: `k${i}`,
     }));

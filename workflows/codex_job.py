@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -40,7 +40,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.contract import MAX_ID_LENGTH
+    from activities.contract import MAX_EVENT_BATCH, MAX_ID_LENGTH
     from activities.job_loader import job_title
     from activities.jobs import JobActivities
     from activities.models import (
@@ -136,6 +136,11 @@ def failure_reason(step: str, err: BaseException) -> dict[str, Any]:
     return {"step": step, "type": error_type or "Error", "message": str(message)[:2000]}
 
 
+def invalid_input(step: str | None, exc: ValidationError) -> dict[str, Any]:
+    """Why a step failed when its input or result did not validate: a failure, not a hang."""
+    return {"step": step, "type": "InvalidInput", "message": str(exc)[:2000]}
+
+
 @workflow.defn(name="CodexJobWorkflow", failure_exception_types=[ValidationError])
 class CodexJobWorkflow:
     """Runs one work order as a Codex job and records it in Convex."""
@@ -187,7 +192,7 @@ class CodexJobWorkflow:
         except StepFailed as failed:
             result = result.model_copy(update={"status": "failed", "failure_reason": failed.reason})
         except ValidationError as exc:  # an input the job could not build: a failure, not a hang
-            reason = {"step": self._current_step, "type": "InvalidInput", "message": str(exc)}
+            reason = invalid_input(self._current_step, exc)
             result = result.model_copy(update={"status": "failed", "failure_reason": reason})
         except asyncio.CancelledError:
             await self._finish(job, result.model_copy(update={"status": "canceled"}))
@@ -334,11 +339,14 @@ class CodexJobWorkflow:
                 "diff against the base branch" if agent.succeeded else "diff of the failed attempt"
             )
             self._artifact("diff", label, "diff", stored=agent.diff)
-        if agent.pending_events and self._run_id is not None:
+        if self._run_id is None:
+            return
+        pending = agent.pending_events  # up to a whole attempt's progress, in batches
+        for start in range(0, len(pending), MAX_EVENT_BATCH):
             batch = EventBatch(
                 run_id=self._run_id,
                 workflow_request_id=self._work_order_id,
-                events=agent.pending_events,
+                events=pending[start : start + MAX_EVENT_BATCH],
             )
             self._in_background(PersistenceActivities.append_events, batch)
 
@@ -411,9 +419,14 @@ class CodexJobWorkflow:
         except asyncio.CancelledError:
             self._end_step(name, kind, started, StepRecord(status="canceled"))
             raise
-        if on_result is not None:
-            on_result(value)
-        record = value.step_record()
+        except ValidationError as exc:  # an input the step could not build
+            self._fail_invalid(name, kind, started, exc)
+        try:
+            if on_result is not None:
+                on_result(value)
+            record = value.step_record()
+        except ValidationError as exc:  # a result that cannot be recorded as it is
+            self._fail_invalid(name, kind, started, exc)
         self._end_step(name, kind, started, record)
         if record.status == "failed":
             payload = record.payload or {}
@@ -423,6 +436,15 @@ class CodexJobWorkflow:
                 | {"message": message}
             )
         return value
+
+    def _fail_invalid(
+        self, name: str, kind: StepKind, started: float, exc: ValidationError
+    ) -> NoReturn:
+        """A validation error inside a step ends the step failed, like any step failure, so
+        no step is left ``running`` in Convex."""
+        reason = invalid_input(name, exc)
+        self._end_step(name, kind, started, StepRecord(status="failed", payload={"error": reason}))
+        raise StepFailed(reason) from exc
 
     def _end_step(self, name: str, kind: StepKind, started: float, record: StepRecord) -> None:
         self._write_step(

@@ -74,6 +74,8 @@ export const MAX_PROMPT_CHARS = 100000;
 export const MAX_JOB_TITLE_LENGTH = 300;
 /** Most check commands one job runs. */
 export const MAX_CHECKS = 50;
+/** Most events one events:appendBatch call writes. */
+export const MAX_EVENT_BATCH = 100;
 /** Longest idempotency key, in characters. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 512;
 /** Largest serialized payload, data, metadata or failureReason, in bytes. */

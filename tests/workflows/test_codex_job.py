@@ -12,6 +12,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.contract import MAX_EVENT_BATCH
 from activities.convex_client import ConvexClient
 from activities.persistence import PersistenceActivities
 from activities.storage import FileStore
@@ -303,6 +304,43 @@ async def test_convex_failing_then_recovering_still_records_everything_once(
     assert len(keys) == len(set(keys))
     runs = await convex_client.query("runs:listAll", {"limit": 100})
     assert sum(1 for r in runs if r["workflowRequestId"] == job.work_order_id) == 1
+
+
+async def test_an_agent_backlog_larger_than_one_batch_is_recorded_in_full(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    """An agent that could write none of its progress live (Convex down the whole run) leaves
+    more events than one events:appendBatch call takes: the job still succeeds with all of them."""
+    job = await make_work_order()
+    scenario = Scenario(agent_events=MAX_EVENT_BATCH * 2 + 1)
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, CodexJobResult) and result.status == "succeeded"
+    assert tl is not None
+    agent_events = [e for e in tl["events"] if "agent" in (e.get("data") or {})]
+    seqs = sorted(int(e["data"]["agent"]["seq"]) for e in agent_events)
+    assert seqs == list(range(MAX_EVENT_BATCH * 2 + 1))  # every one, once
+
+
+async def test_a_step_result_that_cannot_be_recorded_ends_the_step_and_the_run_failed(
+    time_skipping_env: WorkflowEnvironment,
+    convex_client: ConvexClient,
+    make_work_order: MakeWorkOrder,
+) -> None:
+    job = await make_work_order()
+    scenario = Scenario(agent_log_id_too_long=True)
+    result, tl = await run_job(time_skipping_env, convex_client, job, scenario)
+
+    assert isinstance(result, WorkflowFailureError)
+    assert tl is not None
+    assert step_states(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "failed")]
+    reason = tl["run"]["failureReason"]
+    assert (reason["step"], reason["type"]) == ("run_agent", "InvalidInput")
+    assert "storage_id" in reason["message"]
+    assert tl["steps"][1]["payload"]["error"] == reason
+    assert tl["run"]["status"] == "failed" and tl["workOrder"]["status"] == "failed"
 
 
 async def test_a_second_workflow_for_the_same_order_is_refused(

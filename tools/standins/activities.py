@@ -21,6 +21,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.contract import MAX_ID_LENGTH
 from activities.job_loader import INVALID_WORK_ORDER
 from activities.models import (
     AgentProgress,
@@ -74,6 +75,11 @@ class Scenario:
     prepare_error: str | None = None
     invalid_order: str | None = None
     webhook_url: str | None = None
+    agent_events: int = 2
+    """How many progress events the agent leaves for the workflow to write."""
+    agent_log_id_too_long: bool = False
+    """The agent's log has a storage id longer than Convex ids: a result the workflow cannot
+    record as it is."""
     calls: list[str] = field(default_factory=list)
     agent_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     agent_started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -156,7 +162,11 @@ class StandinJobActivities:
             exit_code=self.s.agent_exit,
             timed_out=False,
             failure_reason=None if ok else f"the agent exited with code {self.s.agent_exit}",
-            log=await self._store("stand-in agent output\n", "text/plain"),
+            log=(
+                StoredFile(storage_id="x" * (MAX_ID_LENGTH + 1), bytes=1)
+                if self.s.agent_log_id_too_long
+                else await self._store("stand-in agent output\n", "text/plain")
+            ),
             checkpoint=checkpoint,
             diff=diff,
             files_changed=1 if changed else 0,
@@ -164,15 +174,17 @@ class StandinJobActivities:
             events_recorded=0,
             events_dropped=0,
             # The stand-in writes nothing live: its progress goes through the workflow.
-            pending_events=tuple(
-                _event(inp, n, kind) for n, kind in enumerate(("thread.started", "turn.completed"))
-            ),
+            pending_events=self._pending(inp),
             lines=2,
             json_events=2,
             usage=AgentUsage(input_tokens=100, output_tokens=42),
             agent_ms=1234,
             duration_ms=1234,
         )
+
+    def _pending(self, inp: RunAgentInput) -> tuple[NewEvent, ...]:
+        kinds = ("thread.started", "turn.completed")
+        return tuple(_event(inp, n, kinds[n % 2]) for n in range(self.s.agent_events))
 
     @activity.defn(name="run_check")
     async def run_check(self, inp: RunCheckInput) -> CheckResult:
