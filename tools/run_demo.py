@@ -120,6 +120,7 @@ async def main() -> int:
             "temporal_address": temporal.address,
             "convex_url": convex.url,
             "convex_admin_key": SecretStr(DEV_ADMIN_KEY),
+            "convex_deploy_key": None,  # the local backend knows only its admin key
             "data_dir": base / "data",
             "health_port": 0,
             "metrics_port": 0,

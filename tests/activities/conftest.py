@@ -65,26 +65,6 @@ def push_commit(remote: Path, branch: str, filename: str, content: str, base: Pa
     return git("rev-parse", "HEAD", cwd=scratch)
 
 
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` is a live process (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-
-
-def gone_soon(pid: int, within: float = 2.0) -> bool:
-    """True once ``pid`` is gone; SIGKILL is delivered asynchronously, so allow a moment."""
-    deadline = time.monotonic() + within
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def make_config(tmp_path: Path, **overrides: Any) -> JobConfig:
     """The job activities' config for a test: files under ``tmp_path``, the stand-in agent."""
     values: dict[str, Any] = {

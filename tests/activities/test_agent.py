@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,8 @@ from activities.jobs import JobActivities
 from activities.models import JobLimits
 from tests.activities.conftest import Prepared, RecordingEnvironment, make_config, make_sandbox
 from tests.git_repos import git
+from tests.processes import pids_with_env
+from tests.worker.conftest import wait_until
 
 
 async def stored_text(convex: ConvexClient, storage_id: str) -> str:
@@ -157,15 +160,30 @@ async def test_the_time_budget_counts_earlier_attempts(
 
 
 async def test_cancellation_stops_the_agent(
-    activity_env: RecordingEnvironment, jobs: JobActivities, prepared: Prepared
+    activity_env: RecordingEnvironment,
+    jobs: JobActivities,
+    prepared: Prepared,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    mark = uuid.uuid4().hex  # reaches the agent through the CODEX_STANDIN_* allow-list
+    monkeypatch.setenv("CODEX_STANDIN_MARK", mark)
     task = asyncio.create_task(
         activity_env.run(jobs.run_agent, prepared.agent("slow [standin:sleep=30]"))
     )
-    await asyncio.wait_for(activity_env.beating.wait(), 10)
+
+    async def agent_running() -> bool:
+        started = any(isinstance(h[0], dict) and h[0].get("pid") for h in activity_env.heartbeats)
+        return started and bool(pids_with_env("CODEX_STANDIN_MARK", mark))
+
+    await wait_until(agent_running, within=10, what="the agent process")
     activity_env.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await asyncio.wait_for(task, 10)  # well before the agent's own 30 s
+
+    async def agent_gone() -> bool:
+        return not pids_with_env("CODEX_STANDIN_MARK", mark)
+
+    await wait_until(agent_gone, within=5, what="the agent process to be gone")
 
 
 async def test_a_worker_shutting_down_hands_the_agent_over(

@@ -15,7 +15,8 @@ import pytest
 
 from activities.process import DEFAULT_LOG_LIMIT, CappedLog, child_env, run_process
 from activities.prompt_input import stdin_prompt_argv, write_prompt_file
-from tests.activities.conftest import STANDIN_COMMAND, gone_soon
+from tests.activities.conftest import STANDIN_COMMAND
+from tests.processes import gone_soon
 
 SECRETS = {
     "CONVEX_ADMIN_KEY": "convex-admin",

@@ -41,7 +41,8 @@ from activities.sandbox import (
     sandbox_env,
     step_dirs,
 )
-from tests.activities.conftest import exists, gone_soon, read
+from tests.activities.conftest import exists, read
+from tests.processes import gone_soon
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_BWRAP = shutil.which("bwrap") is not None

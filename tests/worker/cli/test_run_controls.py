@@ -32,6 +32,7 @@ import pytest
 from activities.convex_client import ConvexClient
 from activities.webhook import signature
 from tests.git_repos import git, make_bare_repo
+from tests.processes import pids_with_env
 from tests.standins.git_https import GitHttpsStandin, make_certificates
 from tests.standins.github_api import GitHubApiStandin
 from tests.standins.webhook_receiver import WebhookReceiverStandin
@@ -40,7 +41,6 @@ from tests.worker.conftest import (
     Background,
     clean_env,
     jangar,
-    pids_with_env,
     start_jangar,
     unique_queue,
     wait_until,

@@ -26,13 +26,13 @@ import pytest
 
 from activities.convex_client import ConvexClient, ConvexFunctionError
 from tests.git_repos import git
+from tests.processes import pid_alive
 from tests.worker.conftest import (
     ROOT,
     STANDIN_COMMAND,
     Background,
     clean_env,
     jangar,
-    pid_alive,
     start_jangar,
 )
 from worker.local.processes import free_port, temporal_binary

@@ -52,13 +52,13 @@ import pytest
 from activities.convex_client import ConvexClient
 from activities.sandbox import OFF_WARNING
 from tests.git_repos import git, make_bare_repo
+from tests.processes import all_pids, environ, pids_with_env
 from tests.worker.conftest import (
     STANDIN,
     STANDIN_COMMAND,
     Background,
     clean_env,
     create_order,
-    pid_alive,
     start_jangar,
     unique_queue,
     wait_until,
@@ -93,28 +93,6 @@ requires_bwrap = pytest.mark.skipif(
 # --- processes -------------------------------------------------------------------------------
 
 
-def _environ(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def pids_with_env_prefix(name: str, prefix: str) -> dict[int, str]:
-    """Live processes whose environment has ``name=<prefix>...``: pid -> the value."""
-    wanted = f"{name}={prefix}".encode()
-    found: dict[int, str] = {}
-    for pid in _pids():
-        for item in _environ(pid):
-            if item.startswith(wanted) and pid_alive(pid):
-                found[pid] = item.decode(errors="replace").split("=", 1)[1]
-    return found
-
-
 def kill_by_pid(pids: Iterable[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -136,14 +114,14 @@ class ProcessWatch:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for pid in _pids():
+            for pid in all_pids():
                 try:
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
                 if any(canary in cmdline for canary in self._canaries):
                     self.argv_hits.append((pid, cmdline.decode(errors="replace")[:300]))
-                for item in _environ(pid):
+                for item in environ(pid):
                     if item.startswith(self._leftover):
                         self.leftovers_seen.add(item.decode().split("=", 1)[1].split(":", 1)[1])
             self.samples += 1
@@ -188,9 +166,9 @@ class AttackStack:
     def job_processes(self) -> dict[int, str]:
         """Live processes a job of this test started (the agent and the checks carry
         CODEX_STANDIN_MARK through the allow-list; the leftovers their own marker)."""
-        found = pids_with_env_prefix("CODEX_STANDIN_MARK", self.token)
+        found = pids_with_env("CODEX_STANDIN_MARK", self.token, prefix=True)
         found.pop(self.worker.pid, None)
-        found.update(pids_with_env_prefix(attacks.LEFTOVER_ENV, f"{self.token}:"))
+        found.update(pids_with_env(attacks.LEFTOVER_ENV, f"{self.token}:", prefix=True))
         return found
 
 
@@ -574,7 +552,7 @@ async def test_without_the_sandbox_the_same_attacks_succeed(tmp_path: Path) -> N
             # Leftovers: the step's environment marker swept the setsid sleeps (the best effort
             # without a sandbox); the double-forked ones that cleared their environment
             # survive the job. This test stops them by PID.
-            survivors = pids_with_env_prefix(attacks.LEFTOVER_ENV, f"{stack.token}:")
+            survivors = pids_with_env(attacks.LEFTOVER_ENV, f"{stack.token}:", prefix=True)
             assert sorted(survivors.values()) == [
                 f"{stack.token}:agent-double-fork",
                 f"{stack.token}:check-double-fork",

@@ -37,12 +37,11 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.convex_client import ConvexClient
 from tests.git_repos import git, make_bare_repo
+from tests.processes import pid_alive, pids_with_env
 from tests.worker.conftest import (
     STANDIN_COMMAND,
     Background,
     clean_env,
-    pid_alive,
-    pids_with_env,
     start_jangar,
     unique_queue,
     wait_until,

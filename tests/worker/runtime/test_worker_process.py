@@ -23,13 +23,13 @@ import pytest
 
 from activities.convex_client import ConvexClient
 from tests.git_repos import make_bare_repo
+from tests.processes import pids_with_env
 from tests.worker.conftest import (
     STANDIN_COMMAND,
     Background,
     clean_env,
     create_order,
     jangar,
-    pids_with_env,
     start_jangar,
     unique_queue,
     wait_until,
