@@ -36,6 +36,7 @@ from activities.repo_cache import (
 from activities.sandbox import SandboxConfig, bwrap_argv, sandbox_env, step_dirs
 from tests.activities.conftest import exists, make_config, push_commit, read
 from tests.git_repos import git, make_bare_repo
+from tests.worker.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_BWRAP = shutil.which("bwrap") is not None
@@ -313,6 +314,7 @@ async def test_concurrent_workspaces_from_two_processes(lab: Lab) -> None:
                 "sha": lab.main_sha,
                 "branch": f"codex/proc-{i}",
                 "go": str(go),
+                "ready": str(lab.base / f"ready-{i}"),
             }
             procs.append(
                 await asyncio.create_subprocess_exec(
@@ -325,7 +327,12 @@ async def test_concurrent_workspaces_from_two_processes(lab: Lab) -> None:
                     stderr=asyncio.subprocess.PIPE,
                 )
             )
-        await asyncio.sleep(0.5)  # both are waiting for the go file
+        readies = [lab.base / f"ready-{i}" for i in range(2)]
+
+        async def both_waiting() -> bool:
+            return all(r.exists() for r in readies)
+
+        await wait_until(both_waiting, within=30, what="both children waiting for the go file")
         go.write_text("go")
         outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 60)
     finally:

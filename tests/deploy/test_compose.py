@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -37,6 +38,7 @@ from tests.deploy.conftest import (
     settings_env_names,
     settings_from,
 )
+from worker.runtime.health import HealthServer
 
 # --- docker-compose.yml ---------------------------------------------------------------------
 
@@ -232,22 +234,27 @@ def test_worker_gets_longer_to_stop_than_its_graceful_shutdown() -> None:
     assert duration_seconds(worker["stop_grace_period"]) >= grace + 10
 
 
-def test_health_check_commands_probe_livez(
+async def test_health_check_commands_probe_livez(
     stub_health_server: tuple[int, type[_Stub]],
 ) -> None:
-    """Run the compose and Dockerfile health checks for real against a stand-in server."""
+    """Run the compose and Dockerfile health checks for real: healthy against the worker's own
+    HealthServer, unhealthy against a stand-in answering 503 (the real /livez never does)."""
     port, handler = stub_health_server
+    handler.status = 503
     compose_test = load_compose({})["services"]["worker"]["healthcheck"]["test"]
     assert compose_test[:3] == ["CMD", "python", "-c"]
     [docker_check] = [rest for word, rest in dockerfile_instructions() if word == "HEALTHCHECK"]
     docker_cmd = json.loads(docker_check.split(" CMD ", 1)[1])
     assert docker_cmd[:2] == ["python", "-c"]
-    for code in (compose_test[3], docker_cmd[2]):
-        assert "127.0.0.1" in code and "/livez" in code and "'8080'" in code
-        handler.status = 200
-        assert run_probe(code, port) == 0
-        handler.status = 503
-        assert run_probe(code, port) != 0
+    health = HealthServer({}, host="127.0.0.1", port=0)
+    await health.start()
+    try:
+        for code in (compose_test[3], docker_cmd[2]):
+            assert "127.0.0.1" in code and "/livez" in code and "'8080'" in code
+            assert await asyncio.to_thread(run_probe, code, health.port) == 0
+            assert await asyncio.to_thread(run_probe, code, port) != 0
+    finally:
+        await health.stop()
     # Nothing listening: unhealthy.
     with ThreadingHTTPServer(("127.0.0.1", 0), _Stub) as idle:
         free_port = idle.server_address[1]

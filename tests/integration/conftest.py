@@ -97,7 +97,7 @@ async def running_stack(
             "codex_command": [PYTHON, str(STANDIN), "exec", "--json"],
             "sandbox_read_only": list(SANDBOX_READ_ONLY),
             "allow_local_repos": True,
-            "agent_env_allow": [],
+            "agent_env_allow": ["CODEX_STANDIN_MARK"],  # tests find their agents by it
             "heartbeat_interval_seconds": 0.2,
             "github_token": None,
             "check_commands": [],

@@ -27,6 +27,7 @@ from activities.persistence_models import RunStatusResult, RunStatusUpdate
 from activities.storage import FileStore
 from tests.git_repos import git, make_bare_repo
 from tests.integration.conftest import Stack, running_stack
+from tests.processes import pids_with_env
 from tests.worker.conftest import wait_until
 from tools.convex_proxy import FlakyProxy
 from worker.cli.submit import submit_as_operator
@@ -297,17 +298,21 @@ async def test_storage_keeps_what_records_need_and_sweeps_a_finished_runs_checkp
 
 
 async def test_cancel_kills_the_agent_and_records_the_cancellation(
-    stack: Stack, project_remote: tuple[Path, str], tmp_path: Path
+    stack: Stack,
+    project_remote: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     remote, base = project_remote
+    mark = uuid.uuid4().hex  # the agent inherits it: CODEX_STANDIN_MARK is on the allow-list
+    monkeypatch.setenv("CODEX_STANDIN_MARK", mark)
     job = await new_work_order(stack, remote, "Think hard [standin:sleep=120]", base_branch=base)
     handle = await start(stack, job)
-    for _ in range(200):
-        progress = await handle.query(CodexJobWorkflow.progress)
-        if progress.current_step == "run_agent":
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # the agent process is up
+
+    async def agent_running() -> bool:
+        return bool(pids_with_env("CODEX_STANDIN_MARK", mark))
+
+    await wait_until(agent_running, within=60, what="the agent process")
     started = asyncio.get_running_loop().time()
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failure:
@@ -321,6 +326,7 @@ async def test_cancel_kills_the_agent_and_records_the_cancellation(
     assert tl["run"]["status"] == "canceled" and tl["workOrder"]["status"] == "canceled"
     assert steps(tl) == [("prepare_workspace", "succeeded"), ("run_agent", "canceled")]
     assert_no_duplicates(tl)
+    assert pids_with_env("CODEX_STANDIN_MARK", mark) == {}, "the agent outlived its job"
 
 
 async def test_over_a_lossy_convex_each_run_is_complete_when_it_turns_terminal(

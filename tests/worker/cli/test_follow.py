@@ -50,7 +50,12 @@ async def test_follow_waits_out_a_convex_outage_and_reports_the_final_status(
             await convex_client.mutation(
                 "runs:updateStatus", {"runId": run_id, "status": "succeeded"}
             )
-            await asyncio.sleep(0.3)
+            refused = proxy.refused
+
+            async def kept_trying() -> bool:  # polls on through the outage after the run ended
+                return proxy.refused >= refused + 2
+
+            await wait_until(kept_trying, within=10, what="the follower to keep polling")
             assert not following.done()  # still waiting, not given up
             proxy.down = False
             async with asyncio.timeout(30):
