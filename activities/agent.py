@@ -139,11 +139,12 @@ async def run_agent(
         if stream != "stdout":
             collector.note_line()
             return
-        before = collector.summaries_seen
-        collector.feed(line)
-        if collector.summaries_seen > before and collector.latest is not None:
-            events.add(collector.latest)
-        if limits.max_tokens is not None and not over_budget:
+        progress = collector.feed(line)
+        if progress is None:
+            return
+        events.add(progress)
+        # Usage only moves when a turn completes: the budget is checked then.
+        if progress.type == "turn.completed" and limits.max_tokens is not None and not over_budget:
             total = usage_so_far().total
             if total > limits.max_tokens:
                 over_budget.append(

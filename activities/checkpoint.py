@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import re
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -51,13 +50,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.gitcli import GIT_COMMAND_FAILED, INVALID_BRANCH
 from activities.gitrunner import GitRunner
-from activities.models import check_branch_name
+from activities.models import SHA_RE, check_branch_name
 
 CHECKPOINT_INVALID = "CheckpointInvalid"  # non-retryable
 CHECKPOINT_BASE_MISSING = "CheckpointBaseMissing"  # non-retryable
 
 CHECKPOINT_REF = "refs/jangar/checkpoint"
-_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -95,7 +93,7 @@ class Checkpoint(BaseModel):
 
 
 def _check_sha(value: str, what: str) -> None:
-    if not _SHA.match(value):
+    if not SHA_RE.match(value):
         raise ValueError(f"{what} must be a full commit sha (40 or 64 lower-case hex)")
 
 
@@ -165,7 +163,7 @@ async def create_checkpoint(
     }
     made = await git(["commit-tree", tree, "-p", base_sha, "-m", message], cwd=ws, extra_env=who)
     commit = made.stdout.strip()
-    if not _SHA.match(commit):
+    if not SHA_RE.match(commit):
         raise ApplicationError(f"git commit-tree printed {commit[:100]!r}", type=GIT_COMMAND_FAILED)
     await git(["update-ref", CHECKPOINT_REF, commit], cwd=ws)
     out = _absolute(out)

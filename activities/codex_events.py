@@ -20,14 +20,12 @@ tolerated: the schema grows.
 from __future__ import annotations
 
 import json
-from collections import deque
 from typing import Any
 
-from activities.models import MAX_PROGRESS, AgentProgress, AgentUsage
+from activities.models import AgentProgress, AgentUsage
 
 SUMMARY_CHARS = 300
 FINAL_MESSAGE_CHARS = 4000
-_HEAD = 10  # the first summaries are always kept (how the run started); the rest are the latest
 
 
 def _one_line(text: object, limit: int = SUMMARY_CHARS) -> str:
@@ -92,63 +90,50 @@ def _item_summary(item: dict[str, Any]) -> str | None:
     return f"{kind}"
 
 
-class ProgressCollector:
-    """Feeds on output lines; keeps counters, the final message and bounded summaries."""
+def _progress(seq: int, type_: str, summary: str, item_type: str | None = None) -> AgentProgress:
+    return AgentProgress(seq=seq, type=type_, item_type=item_type, summary=_one_line(summary))
 
-    def __init__(self, limit: int = MAX_PROGRESS) -> None:
-        self.limit = limit
-        self.head: list[AgentProgress] = []
-        self.tail: deque[AgentProgress] = deque(maxlen=max(limit - _HEAD, 0))
-        self.summaries_seen = 0
+
+class ProgressCollector:
+    """Feeds on output lines; keeps counters, the usage and the final message, and hands each
+    new progress summary back to the caller (who sends it to Convex live)."""
+
+    def __init__(self) -> None:
         self.lines = 0
         self.json_events = 0
-        self.last_event_type: str | None = None
         self.thread_id: str | None = None
         self.final_message: str | None = None
         self.failure: str | None = None  # the last turn.failed / error message
         self._usage = [0, 0, 0]
         self._turns_completed = 0
-        self.latest: AgentProgress | None = None  # the summary made last
 
-    def feed(self, line: str) -> None:
-        """One line of the agent's stdout."""
+    def feed(self, line: str) -> AgentProgress | None:
+        """One line of the agent's stdout; the progress summary it makes, if any."""
         self.lines += 1
         stripped = line.strip()
         if not stripped.startswith("{"):
-            return
+            return None
         try:
             event = json.loads(stripped)
         except ValueError:
-            return
+            return None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            return
+            return None
         seq = self.json_events
         self.json_events += 1
-        self._handle(seq, event)
+        return self._handle(seq, event)
 
     def note_line(self) -> None:
         """A stderr line: counted, never parsed."""
         self.lines += 1
 
-    def _add(self, seq: int, type_: str, summary: str, item_type: str | None = None) -> None:
-        self.summaries_seen += 1
-        progress = AgentProgress(
-            seq=seq, type=type_, item_type=item_type, summary=_one_line(summary)
-        )
-        self.latest = progress
-        if len(self.head) < min(_HEAD, self.limit):
-            self.head.append(progress)
-        elif self.tail.maxlen:
-            self.tail.append(progress)
-
-    def _handle(self, seq: int, event: dict[str, Any]) -> None:
+    def _handle(self, seq: int, event: dict[str, Any]) -> AgentProgress | None:
         type_ = str(event["type"])
-        self.last_event_type = type_
         if type_ == "thread.started":
             self.thread_id = str(event.get("thread_id") or "") or None
-            self._add(seq, type_, f"thread started {self.thread_id or ''}".strip())
+            return _progress(seq, type_, f"thread started {self.thread_id or ''}".strip())
         elif type_ == "turn.started":
-            self._add(seq, type_, "turn started")
+            return _progress(seq, type_, "turn started")
         elif type_ == "turn.completed":
             usage = _dict(event.get("usage"))
             tokens = [
@@ -157,29 +142,22 @@ class ProgressCollector:
             ]
             self._usage = [a + b for a, b in zip(self._usage, tokens, strict=True)]
             self._turns_completed += 1
-            self._add(seq, type_, f"turn completed: {tokens[0]} tokens in, {tokens[2]} out")
+            return _progress(seq, type_, f"turn completed: {tokens[0]} tokens in, {tokens[2]} out")
         elif type_ in ("turn.failed", "error"):
             self.failure = _one_line(_error_message(event), 1000)
-            self._add(seq, type_, f"{type_}: {self.failure}")
+            return _progress(seq, type_, f"{type_}: {self.failure}")
         elif type_ == "item.completed":
             item = _dict(event.get("item"))
             if not item:
-                return
+                return None
             summary = _item_summary(item)
             item_type = str(item["type"]) if item.get("type") is not None else None
             if item_type == "agent_message" and isinstance(item.get("text"), str):
                 text = item["text"].strip()
                 self.final_message = text[:FINAL_MESSAGE_CHARS] if text else self.final_message
             if summary is not None:
-                self._add(seq, type_, summary, item_type)
-
-    @property
-    def progress(self) -> tuple[AgentProgress, ...]:
-        return (*self.head, *self.tail)
-
-    @property
-    def dropped(self) -> int:
-        return self.summaries_seen - len(self.head) - len(self.tail)
+                return _progress(seq, type_, summary, item_type)
+        return None
 
     @property
     def usage(self) -> AgentUsage | None:

@@ -35,7 +35,6 @@ class JobConfig(BaseModel):
     """Default agent time budget of a run; a repository entry may set its own."""
     heartbeat_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     """A workspace step whose worker stops heartbeating this long is retried elsewhere."""
-    workspace_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     """How long a finished job's workspace and local files stay on the worker's disk."""
     agent_timeout_seconds: float = Field(default=3600.0, gt=0)
     """The agent's time limit when the job gives none."""

@@ -221,7 +221,7 @@ def _repair_alternates(path: Path, worktree: Path | None) -> list[str]:
         if kept == lines:
             return []
         if kept:
-            _write_atomically(path, "".join(f"{line}\n" for line in kept))
+            write_atomically(path, "".join(f"{line}\n" for line in kept))
             return [f"{path} (ungranted lines)"]
     path.unlink()
     return [str(path)]
@@ -373,7 +373,8 @@ def _nested_git_dir(worktree: Path, top_git_dir: Path, path: str) -> Path | None
     return resolved
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename (a symlink there is replaced, not followed)."""
     fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".jangar")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
@@ -433,7 +434,7 @@ def _repair_layout(git_dir: Path, worktree: Path | None) -> tuple[bool, list[str
     removed += _remove_symlinks_under(git_dir / "refs")
     config = git_dir / "config"
     if os.path.lexists(config) and not stat.S_ISREG(config.lstat().st_mode):
-        _write_atomically(config, MINIMAL_CONFIG)  # a symlink: never read or write through it
+        write_atomically(config, MINIMAL_CONFIG)  # a symlink: never read or write through it
         removed.append(f"{config} (not a regular file; replaced by a minimal config)")
         return False, removed
     return config.exists(), removed
@@ -450,7 +451,7 @@ async def _sanitize_git_dir(
         kept = [(key, value) for key, value in entries if key in allowed]
         removed_keys = [key for key, _value in entries if key not in allowed]
         if removed_keys:
-            _write_atomically(config, render_config(kept))
+            write_atomically(config, render_config(kept))
     return removed_keys, removed_files
 
 

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import JobConfig
 from activities.contract import MAX_JOB_TITLE_LENGTH
-from activities.convex_client import ConvexClient, ConvexClientError, ConvexFunctionError
+from activities.convex_client import ConvexClient, ConvexFunctionError
 from activities.models import (
     Exchange,
     JobLimits,
@@ -27,10 +27,10 @@ from activities.models import (
     NetworkPolicy,
     ParentRef,
 )
+from activities.persistence import classified_convex_errors
 from activities.repo_url import classify_repo
 
 INVALID_WORK_ORDER = "InvalidWorkOrder"  # non-retryable
-CONVEX_UNAVAILABLE = "ConvexUnavailable"  # retryable
 
 
 def job_title(summary: str | None) -> str:
@@ -54,6 +54,14 @@ def invalid(message: str) -> ApplicationError:
     return ApplicationError(
         f"invalid work order: {message}"[:2000], type=INVALID_WORK_ORDER, non_retryable=True
     )
+
+
+def checked_job_spec(found: dict[str, Any], config: JobConfig) -> JobSpec:
+    """``job_spec``; any rule the order breaks is one ``ValueError`` saying what is wrong."""
+    try:
+        return job_spec(found, config)
+    except ValidationError as exc:
+        raise ValueError(validation_text(exc)) from None
 
 
 def job_spec(found: dict[str, Any], config: JobConfig) -> JobSpec:
@@ -128,25 +136,16 @@ def job_spec(found: dict[str, Any], config: JobConfig) -> JobSpec:
 
 async def load_job(inp: LoadJobInput, *, convex: ConvexClient, config: JobConfig) -> JobSpec:
     """Read and validate the job; see the module docstring."""
+    async with classified_convex_errors("workOrders:getForJob"):
+        try:
+            found = await convex.query(
+                "workOrders:getForJob", {"workflowRequestId": inp.work_order_id}
+            )
+        except ConvexFunctionError as exc:
+            if exc.code in ("NOT_FOUND", "INVALID_ARGUMENT"):
+                raise invalid(exc.message) from None
+            raise
     try:
-        found = await convex.query("workOrders:getForJob", {"workflowRequestId": inp.work_order_id})
-    except ConvexFunctionError as exc:
-        if exc.code in ("NOT_FOUND", "INVALID_ARGUMENT"):
-            raise invalid(exc.message) from None
-        raise ApplicationError(
-            f"workOrders:getForJob: {exc.message}", type=exc.code or "ConvexError"
-        ) from None
-    except ConvexClientError as exc:
-        if exc.retryable:
-            raise ApplicationError(
-                f"workOrders:getForJob: {exc}", type=CONVEX_UNAVAILABLE
-            ) from None
-        raise ApplicationError(
-            f"workOrders:getForJob: {exc}", type="ConvexRequestError", non_retryable=True
-        ) from None
-    try:
-        return job_spec(found, config)
-    except ValidationError as exc:
-        raise invalid(validation_text(exc)) from None
+        return checked_job_spec(found, config)
     except ValueError as exc:
         raise invalid(str(exc)) from None

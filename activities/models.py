@@ -37,12 +37,13 @@ from activities.persistence_models import NewEvent, StepStatus
 from activities.repo_url import classify_repo
 
 # The most progress summaries an AgentResult carries (the first few and the latest ones).
-MAX_PROGRESS = 50
 MAX_AGENT_TIMEOUT_SECONDS = 24 * 3600.0
 MAX_CHECK_TIMEOUT_SECONDS = 24 * 3600.0
 
 _WORK_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+SHA_PATTERN = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
+"""A full commit id: SHA-1 (40 hex digits) or SHA-256 (64)."""
+SHA_RE = re.compile(SHA_PATTERN)
 
 
 def check_branch_name(name: str) -> str:
@@ -144,7 +145,7 @@ class Payload(BaseModel):
 
 
 Repo = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
-Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+Sha = Annotated[str, Field(pattern=SHA_PATTERN)]
 PR_TITLE_LENGTH = 256
 """GitHub's limit on a pull request title; a longer job title is cut to it."""
 

@@ -66,7 +66,6 @@ class StepUpdate(ConvexArgs):
     started_at: float | None = Field(default=None, ge=0)
     ended_at: float | None = Field(default=None, ge=0)
     payload: dict[str, Any] | None = None
-    log_url: str | None = None
     log_storage_id: str | None = Field(default=None, description="The step's log in storage.")
     checkpoint_storage_id: str | None = Field(
         default=None, description="The workspace checkpoint the step left, in storage."

@@ -111,8 +111,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.gitcli import INVALID_BRANCH
 from activities.gitrunner import GitRunner
-from activities.gitsafe import BORROWERS_DIR, borrow_grant, borrower_name
-from activities.models import check_branch_name
+from activities.gitsafe import BORROWERS_DIR, borrow_grant, borrower_name, write_atomically
+from activities.models import SHA_RE, check_branch_name
 from activities.repo_url import classify_repo, redact_url
 
 START_COMMIT_NOT_FOUND = "StartCommitNotFound"  # non-retryable
@@ -125,14 +125,8 @@ TRASH_DIR = ".trash"
 LOCKS_DIR = "locks"
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
-_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 log = structlog.stdlib.get_logger(__name__)
-
-
-def _absolute(path: Path) -> Path:
-    """``path`` made absolute (not resolved: a symlink at the end stays one)."""
-    return Path(os.path.abspath(path))
 
 
 def cache_key(repo: str) -> str:
@@ -190,10 +184,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    scratch.write_text(text, encoding="utf-8", errors="surrogateescape")
-    os.replace(scratch, path)
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute (not resolved: a symlink at the end stays one)."""
+    return Path(os.path.abspath(path))
 
 
 def _is_mirror(path: Path) -> bool:
@@ -383,7 +376,7 @@ class RepoCache:
         for leftover in entry.glob("mirror.tmp-*"):  # a clone killed midway (we hold the lock)
             _remove(leftover)
         if not (entry / "repo").is_file():
-            _write_atomically(entry / "repo", shown + "\n")
+            write_atomically(entry / "repo", shown + "\n")
 
     async def _fetch(self, mirror: Path, repo: str, heartbeat: Callable[[], None] | None) -> None:
         await self._git(
@@ -441,7 +434,7 @@ class RepoCache:
             extra_env={"GIT_DIR": str(mirror)},
         )
         sha = out.stdout.strip()
-        return sha if out.exit_code == 0 and _SHA.match(sha) else None
+        return sha if out.exit_code == 0 and SHA_RE.match(sha) else None
 
     # --- workspaces -------------------------------------------------------------------------
 
@@ -464,7 +457,7 @@ class RepoCache:
         branch name git refuses. One call per path at a time (a work order's workspace).
         """
         classify_repo(repo)
-        if not _SHA.match(start_sha):
+        if not SHA_RE.match(start_sha):
             raise ValueError("start_sha must be a full commit sha (40 or 64 lower-case hex)")
         try:
             check_branch_name(branch)
@@ -506,7 +499,7 @@ class RepoCache:
             await asyncio.to_thread(_make_empty, path)
             await self._git(["init", "--quiet"], cwd=path)
             alternates = path / ".git" / "objects" / "info" / "alternates"
-            await asyncio.to_thread(_write_atomically, alternates, f"{objects}\n")
+            await asyncio.to_thread(write_atomically, alternates, f"{objects}\n")
             await self._git(["remote", "add", "origin", shown], cwd=path)
         await self._git(
             [
@@ -551,7 +544,7 @@ class RepoCache:
             if other != grant:
                 other.unlink(missing_ok=True)
         grant.parent.mkdir(exist_ok=True)
-        _write_atomically(grant, os.path.realpath(path) + "\n")
+        write_atomically(grant, os.path.realpath(path) + "\n")
 
     async def _reusable(self, path: Path, objects: Path, shown: str) -> bool:
         git_dir = path / ".git"

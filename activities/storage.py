@@ -21,13 +21,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.convex_client import ConvexClient, ConvexClientError, ConvexUnavailableError
 from activities.models import StoredFile
+from activities.persistence import CONVEX_UNAVAILABLE
 
 log = structlog.stdlib.get_logger(__name__)
 
 T = TypeVar("T")
 Heartbeat = Callable[[], None]
 
-STORAGE_UNAVAILABLE = "ConvexUnavailable"  # retryable: the same type as persistence's
+STORAGE_UNAVAILABLE = CONVEX_UNAVAILABLE  # retryable: the same type as every Convex outage
 STORAGE_REFUSED = "StorageRefused"  # non-retryable: Convex refused the file (too large, gone)
 
 

@@ -49,7 +49,6 @@ def job_config(settings: Settings) -> JobConfig:
             settings.max_agent_minutes * 60 if settings.max_agent_minutes is not None else None
         ),
         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
-        workspace_retention_seconds=settings.workspace_retention_hours * 3600,
         agent_timeout_seconds=settings.agent_timeout_seconds,
         check_timeout_seconds=settings.check_timeout_seconds,
         git_timeout_seconds=settings.git_timeout_seconds,

@@ -28,7 +28,6 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -70,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatusUpdate,
         RunUsage,
         StepKind,
+        StepStatus,
         StepUpdate,
     )
     from activities.webhook import WebhookInput
@@ -81,7 +81,6 @@ with workflow.unsafe.imports_passed_through():
         records_task_queue,
     )
     from workflows.policies import (
-        AGENT_RETRY,
         CONVEX_PATIENCE,
         JOB_RETRY,
         LOAD_JOB_RETRY,
@@ -91,6 +90,7 @@ with workflow.unsafe.imports_passed_through():
         PULL_REQUEST_START_TO_CLOSE,
         WEBHOOK_RETRY,
         WEBHOOK_SCHEDULE_TO_CLOSE,
+        WEBHOOK_START_TO_CLOSE,
         agent_start_to_close,
         check_start_to_close,
         git_start_to_close,
@@ -263,7 +263,6 @@ class CodexJobWorkflow:
                 ),
                 start_to_close=agent_start_to_close(job.limits),
                 job=job,
-                retry=AGENT_RETRY,
             ),
             on_result=self._record_agent_output,
         )
@@ -281,7 +280,6 @@ class CodexJobWorkflow:
                 CommitAndPushInput(state=state, remote_branch_sha=ws.remote_branch_sha),
                 start_to_close=git_start_to_close(job.limits),
                 job=job,
-                retry=JOB_RETRY,
             ),
         )
         if not commit.changed:
@@ -325,7 +323,6 @@ class CodexJobWorkflow:
                 ),
                 start_to_close=check_start_to_close(job.limits),
                 job=job,
-                retry=JOB_RETRY,
             ),
         )
 
@@ -377,7 +374,6 @@ class CodexJobWorkflow:
         *,
         start_to_close: timedelta,
         job: JobSpec,
-        retry: RetryPolicy,
     ) -> Awaitable[T]:
         """A job activity that rebuilds the workspace from its state on whichever worker
         takes it; a worker lost mid-step is noticed within the heartbeat timeout."""
@@ -386,7 +382,7 @@ class CodexJobWorkflow:
             arg,
             start_to_close_timeout=start_to_close,
             heartbeat_timeout=heartbeat_timeout(job.limits),
-            retry_policy=retry,
+            retry_policy=JOB_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
 
@@ -495,7 +491,7 @@ class CodexJobWorkflow:
         info = workflow.info()
         return f"{info.workflow_id}/{info.run_id}/{suffix}"
 
-    def _write_step(self, name: str, kind: StepKind, status: Any, **fields: Any) -> None:
+    def _write_step(self, name: str, kind: StepKind, status: StepStatus, **fields: Any) -> None:
         assert self._run_id is not None
         update = StepUpdate(run_id=self._run_id, name=name, kind=kind, status=status, **fields)
         self._in_background(PersistenceActivities.upsert_step, update)
@@ -558,7 +554,7 @@ class CodexJobWorkflow:
                     delivery_id=f"{info.workflow_id}/{info.run_id}",
                     payload=payload,
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=WEBHOOK_START_TO_CLOSE,
                 schedule_to_close_timeout=WEBHOOK_SCHEDULE_TO_CLOSE,
                 retry_policy=WEBHOOK_RETRY,
             )

@@ -7,12 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.contract import WorkStatus as JobStatus
-from activities.models import JobLimits
 
 __all__ = [
     "CodexJobInput",
     "CodexJobResult",
-    "JobLimits",
     "JobProgress",
     "JobStatus",
     "records_task_queue",

@@ -12,6 +12,7 @@ step is retried on any worker, from its checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
@@ -37,26 +38,18 @@ PERSISTENCE_RETRY = RetryPolicy(
 
 # load_job reads Convex: as patient as the records, but an order it cannot run fails at once.
 LOAD_JOB_START_TO_CLOSE = timedelta(seconds=60)
-LOAD_JOB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
+LOAD_JOB_RETRY = dataclasses.replace(
+    PERSISTENCE_RETRY,
     non_retryable_error_types=[*NON_RETRYABLE_PERSISTENCE_ERRORS, INVALID_WORK_ORDER],
 )
 
-# Job steps: a few attempts for transient trouble (network, git remote hiccups, a lost worker);
-# the activities raise non-retryable errors for what a retry cannot fix (bad repo, auth).
+# Job steps: a few attempts for transient trouble (network, git remote hiccups, a lost worker
+# or one handing over); the activities raise non-retryable errors for what a retry cannot fix
+# (bad repo, auth), and the agent's non-zero exit, time limit and budget are results, never
+# retried.
 JOB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
-)
-# The agent is expensive: a retry is for a worker lost or handing over (its non-zero exit, its
-# time limit and its budget are results, never retried).
-AGENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=4,
 )
@@ -74,6 +67,7 @@ PULL_REQUEST_START_TO_CLOSE = timedelta(minutes=2)
 
 # The webhook: a few retries over at most two minutes, so a receiver that is down delays the
 # run's final status by that much at most.
+WEBHOOK_START_TO_CLOSE = timedelta(seconds=30)
 WEBHOOK_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
 WEBHOOK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

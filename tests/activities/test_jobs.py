@@ -60,7 +60,8 @@ async def test_a_whole_job_through_the_activities(
 
 
 def test_event_parser_tolerates_odd_lines() -> None:
-    collector = ProgressCollector(limit=5)
+    collector = ProgressCollector()
+    made = []
     for line in [
         "plain text",
         "{broken json",
@@ -73,12 +74,19 @@ def test_event_parser_tolerates_odd_lines() -> None:
         json.dumps({"type": "error", "message": "stream broke"}),
         json.dumps({"type": "item.completed", "item": {"type": "agent_message", "text": "done"}}),
     ]:
-        collector.feed(line)
+        made.append(collector.feed(line))
     assert collector.lines == 10 and collector.json_events == 6
     assert collector.failure == "stream broke"
     assert collector.final_message == "done"
     assert collector.usage is not None and collector.usage.input_tokens == 0
-    assert len(collector.progress) == 4 and collector.dropped == 0
+    summaries = [p for p in made if p is not None]
+    assert [p.type for p in summaries] == [
+        "item.completed",  # the todo list, odd as it is
+        "turn.completed",
+        "error",
+        "item.completed",  # the agent's message
+    ]
+    assert [p.seq for p in summaries] == [2, 3, 4, 5]  # numbered among the JSON events
 
 
 def test_github_token_reaches_git_only_for_the_github_host(

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from activities.contract import WORK_STATUSES
+
 
 def fmt_time(ms: float | None) -> str:
     """A Convex millisecond timestamp as UTC wall time."""
@@ -127,8 +129,8 @@ def usage_line(usage: dict[str, Any]) -> str:
 def dashboard_text(dashboard: dict[str, Any]) -> str:
     """runs:getDashboard: runs by status, usage totals of all runs, the recent runs."""
     counts = dashboard["counts"]
-    order = ["queued", "running", "succeeded", "failed", "canceled"]
-    statuses = [s for s in order if s in counts] + [s for s in counts if s not in order]
+    statuses = [s for s in WORK_STATUSES if s in counts]
+    statuses += [s for s in counts if s not in WORK_STATUSES]
     lines = [
         "runs: " + ", ".join(f"{int(counts[s])} {s}" for s in statuses),
         "usage, all runs: " + usage_line(dashboard["usage"]),

@@ -386,11 +386,12 @@ async def _follow_once(
     if live and submitted.run_id != run["_id"]:
         print(f"run {run['_id']} on branch {run.get('branch')}", file=out, flush=True)
     submitted.run_id = run["_id"]
-    timeline = await convex.query(reads.timeline, {"runId": run["_id"], "limit": 1})
-    for step in timeline["steps"]:
-        if live and seen.get(step["name"]) != step["status"]:
-            seen[step["name"]] = step["status"]
-            print(live_step_line(step), file=out, flush=True)
+    if live:  # the steps as they move; a quiet follower needs only the run
+        timeline = await convex.query(reads.timeline, {"runId": run["_id"], "limit": 1})
+        for step in timeline["steps"]:
+            if seen.get(step["name"]) != step["status"]:
+                seen[step["name"]] = step["status"]
+                print(live_step_line(step), file=out, flush=True)
     if run["status"] not in TERMINAL:
         return False
     submitted.timeline = await fetch_timeline(convex, run["_id"], reads=reads)

@@ -21,14 +21,15 @@ import asyncio
 import contextlib
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.contract import MAX_TEXT_LENGTH
 from activities.convex_client import ConvexClient, ConvexClientError
-from activities.job_loader import job_spec, validation_text
+from activities.job_loader import checked_job_spec
+from activities.persistence_models import RejectWorkOrder
 from worker import factories
 from worker.logging import get_logger
 from worker.settings import Settings
@@ -55,9 +56,7 @@ def check_order(order: dict[str, Any], settings: Settings) -> None:
     again when it loads the order); ``InvalidWorkOrder`` names what is wrong."""
     found = {"order": order, "prompt": order.get("prompt", ""), "repository": None}
     try:
-        job_spec(found, factories.job_config(settings))
-    except ValidationError as exc:
-        raise InvalidWorkOrder(f"invalid work order: {validation_text(exc)}") from exc
+        checked_job_spec(found, factories.job_config(settings))
     except ValueError as exc:
         raise InvalidWorkOrder(f"invalid work order: {exc}") from exc
 
@@ -98,9 +97,8 @@ async def start_job(
 
 async def reject(convex: ConvexClient, work_order_id: str, reason: str) -> None:
     """Fail the order with ``reason`` so it leaves the queue (idempotent)."""
-    await convex.mutation(
-        "workOrders:reject", {"workflowRequestId": work_order_id, "reason": reason[:2000]}
-    )
+    args = RejectWorkOrder(workflow_request_id=work_order_id, reason=reason[:MAX_TEXT_LENGTH])
+    await convex.mutation("workOrders:reject", args.convex_args())
 
 
 class DispatchStalled(RuntimeError):
