@@ -222,11 +222,7 @@ class ConvexClient:
                 upload_url, content=data, headers={"Content-Type": content_type}
             ),
         )
-        if response.status_code != 200:
-            error = _describe_http_error(response)
-            if _is_unavailable_status(response.status_code):
-                raise ConvexUnavailableError(f"{what}: {error}", status=response.status_code)
-            raise ConvexRequestError(f"{what}: {error}", status=response.status_code)
+        _raise_for_status(what, response)
         try:
             storage_id = response.json()["storageId"]
         except (ValueError, KeyError, TypeError):
@@ -247,22 +243,14 @@ class ConvexClient:
         if _origin(str(request.url)) != _origin(self._url):
             request.headers.pop("Authorization", None)
         response = await self._send(what, None, lambda: self._http.send(request))
-        if response.status_code != 200:
-            error = _describe_http_error(response)
-            if _is_unavailable_status(response.status_code):
-                raise ConvexUnavailableError(f"{what}: {error}", status=response.status_code)
-            raise ConvexRequestError(f"{what}: {error}", status=response.status_code)
+        _raise_for_status(what, response)
         return response.content
 
     async def version(self) -> str:
         """``GET /version``: the readiness probe. Raises like a call when Convex is not there."""
         what = f"GET {self._url}/version"
         response = await self._send(what, None, lambda: self._http.get("/version"))
-        if response.status_code != 200:
-            error = _describe_http_error(response)
-            if _is_unavailable_status(response.status_code):
-                raise ConvexUnavailableError(f"{what}: {error}", status=response.status_code)
-            raise ConvexRequestError(f"{what}: {error}", status=response.status_code)
+        _raise_for_status(what, response)
         return response.text.strip()
 
     async def _call(self, kind: FunctionKind, path: str, args: Mapping[str, Any] | None) -> Any:
@@ -327,17 +315,22 @@ def _is_unavailable_status(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
 
+def _raise_for_status(what: str, response: httpx.Response, path: str | None = None) -> None:
+    """Anything but 200 raises: unavailable (retryable) for 5xx, 408 and 429, else a request
+    error (a bug or a refusal, not an outage)."""
+    status = response.status_code
+    if status == 200:
+        return
+    error = f"{what}: {_describe_http_error(response)}"
+    if _is_unavailable_status(status):
+        raise ConvexUnavailableError(error, path=path, status=status)
+    raise ConvexRequestError(error, path=path, status=status)
+
+
 def _decode(what: str, path: str, response: httpx.Response) -> Any:
     """Classify one answer of the function API and return the decoded value."""
+    _raise_for_status(what, response, path)
     status = response.status_code
-    if _is_unavailable_status(status):
-        raise ConvexUnavailableError(
-            f"{what}: {_describe_http_error(response)}", path=path, status=status
-        )
-    if status != 200:
-        raise ConvexRequestError(
-            f"{what}: {_describe_http_error(response)}", path=path, status=status
-        )
     try:
         body = response.json()
     except ValueError:

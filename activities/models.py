@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
 
 from activities.contract import (
     MAX_BRANCH_LENGTH,
@@ -33,7 +32,7 @@ from activities.contract import (
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
 )
-from activities.persistence_models import NewEvent, StepStatus
+from activities.persistence_models import ConvexArgs, NewEvent, StepStatus
 from activities.repo_url import classify_repo
 
 # The most progress summaries an AgentResult carries (the first few and the latest ones).
@@ -131,12 +130,8 @@ class HasStepRecord(Protocol):
     def step_record(self) -> StepRecord: ...
 
 
-class Payload(BaseModel):
+class Payload(ConvexArgs):
     """Base of a step payload: snake_case here, the camelCase Convex column style when stored."""
-
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
-    )
 
     def dump(self) -> dict[str, Any]:
         """The payload as stored: camelCase keys; optional fields left at their default are

@@ -102,15 +102,11 @@ class NewEvent(ConvexArgs):
     created_at: float | None = Field(default=None, ge=0)
 
 
-class EventAppend(ConvexArgs):
-    """Arguments of ``events:append``."""
+class EventAppend(NewEvent):
+    """Arguments of ``events:append``: one event and the run it belongs to."""
 
     run_id: str = _ID
     workflow_request_id: str = _ID
-    type: EventType
-    data: dict[str, Any] | None = None
-    idempotency_key: str = Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
-    created_at: float | None = Field(default=None, ge=0)
 
 
 class EventBatch(ConvexArgs):

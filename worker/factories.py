@@ -72,7 +72,7 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
     """How the agent and the checks are isolated: bubblewrap unless JANGAR_SANDBOX=off. The
     data directory (every job's workspace and files) is hidden from every sandboxed step."""
     return SandboxConfig(
-        mode="off" if settings.sandbox == "off" else "bwrap",
+        mode=settings.sandbox,
         extra_read_only=tuple(settings.sandbox_read_only),
         hidden=(settings.data_dir.expanduser().resolve(),),
     )

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from activities.sandbox import SandboxMode, parse_mode
+
 DEFAULT_CONVEX_URL = "http://127.0.0.1:3210"
 
 
@@ -234,7 +236,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JANGAR_WEBHOOK_SECRET"),
         description="Key of the HMAC-SHA256 signature on run-finished webhooks.",
     )
-    sandbox: str = Field(
+    sandbox: SandboxMode = Field(
         default="bwrap",
         validation_alias=AliasChoices("JANGAR_SANDBOX"),
         description="bwrap (default) or off: how the agent and the checks are isolated.",
@@ -279,13 +281,10 @@ class Settings(BaseSettings):
             return [line.strip() for line in value.splitlines() if line.strip()]
         return value
 
-    @field_validator("sandbox")
+    @field_validator("sandbox", mode="before")
     @classmethod
-    def _sandbox(cls, value: str) -> str:
-        cleaned = value.strip().lower() or "bwrap"
-        if cleaned not in ("bwrap", "off"):
-            raise ValueError("must be bwrap or off")
-        return cleaned
+    def _sandbox(cls, value: object) -> SandboxMode:
+        return parse_mode(value if isinstance(value, str) else None)
 
     @field_validator("sandbox_read_only", mode="before")
     @classmethod
