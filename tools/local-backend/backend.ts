@@ -236,6 +236,8 @@ export class LocalBackend {
   private dataDir: DataDir | null = null;
   /** File URL UUID -> `_storage` id, for the URLs handed out (rebuilt on a miss). */
   private readonly fileIds = new Map<string, string>();
+  /** Every `_storage` document created up to this time has its URL UUID in `fileIds`. */
+  private filesMappedThrough = -1;
 
   /**
    * @param functionsDir absolute path of convex/ (stack frames inside it are reported)
@@ -353,8 +355,9 @@ export class LocalBackend {
   storeFile(bytes: Buffer, contentType: string | undefined): Promise<string> {
     return this.enqueue(async () => {
       const blob = new Blob([bytes], contentType === undefined ? {} : { type: contentType });
-      const id = await this.t.run(async (ctx) => ctx.storage.store(blob));
-      return id as string;
+      const id = (await this.t.run(async (ctx) => ctx.storage.store(blob))) as string;
+      this.fileUrl(id);
+      return id;
     });
   }
 
@@ -363,11 +366,22 @@ export class LocalBackend {
     return this.enqueue(async () => {
       let storageId = this.fileIds.get(uuid);
       if (storageId === undefined) {
-        // A URL handed out before a restart, or by a query whose answer was not seen here.
-        const ids = await this.t.run(async (ctx) =>
-          (await ctx.db.system.query("_storage").collect()).map((doc) => doc._id as string),
+        // A URL handed out before a restart, or by a query whose answer was not seen here:
+        // map the files stored since the last look (only those, so a URL that names nothing
+        // costs an indexed read, not a scan of every file).
+        const since = this.filesMappedThrough;
+        const docs = await this.t.run(async (ctx) =>
+          (
+            await ctx.db.system
+              .query("_storage")
+              .withIndex("by_creation_time", (q) => q.gt("_creationTime", since))
+              .collect()
+          ).map((doc) => ({ id: doc._id as string, at: doc._creationTime })),
         );
-        for (const id of ids) this.fileUrl(id);
+        for (const doc of docs) {
+          this.fileUrl(doc.id);
+          this.filesMappedThrough = Math.max(this.filesMappedThrough, doc.at);
+        }
         storageId = this.fileIds.get(uuid);
         if (storageId === undefined) return null;
       }
