@@ -116,8 +116,10 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
         ok = True
     finally:
         if stack is not None:
-            for proc in stack.workers:
-                stop_process(proc, 15)
+            # Together and off the event loop: the proxy they reach Convex through runs on it.
+            await asyncio.gather(
+                *(asyncio.to_thread(stop_process, proc, 15) for proc in stack.workers)
+            )
             await stack.proxy.stop()
         if backend is not None:
             backend.stop()

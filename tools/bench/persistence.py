@@ -223,7 +223,7 @@ async def bench_persistence(
         proc_status_kib(real.proc.pid, "VmHWM"),
     )
     for lane in lanes:
-        stop_process(lane.proc, 15)
+        await asyncio.to_thread(stop_process, lane.proc, 15)  # the proxy runs on this loop
 
     for concurrency, tallies, n in (
         (1, seq, sizes.seq_jobs),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import shlex
 import statistics
 import sys
@@ -12,21 +12,18 @@ from temporalio.client import Client
 from activities.convex_client import ConvexClient
 from tools.bench.measure import Memory, proc_status_kib, row, section
 from tools.bench.stack import (
-    STANDIN_AGENT,
     Sizes,
     Stack,
     child_env,
     guarded,
-    make_sample_repo,
     new_orders,
     report_failures,
     run_job,
     spawn_worker,
 )
+from tools.run_demo import PYTHON, STANDIN, make_sample_repo
 from worker.local.processes import stop_process
 from worker.settings import Settings
-
-PYTHON = os.path.realpath(sys.executable)  # the interpreter, not the venv's link
 
 
 async def bench_real_jobs(
@@ -38,7 +35,7 @@ async def bench_real_jobs(
     mem: Memory,
 ) -> None:
     queue = "bench-real"
-    agent = [PYTHON, str(STANDIN_AGENT), "exec", "--json"]
+    agent = [PYTHON, str(STANDIN), "exec", "--json"]
     env = child_env(
         stack,
         queue=queue,
@@ -76,4 +73,4 @@ async def bench_real_jobs(
     row("wall time per job, max", max(times), "s")
     report_failures([warm, *outcomes])
     mem.add("worker, real jobs: peak RSS", proc_status_kib(proc.pid, "VmHWM"), "agent/git excluded")
-    stop_process(proc, 15)
+    await asyncio.to_thread(stop_process, proc, 15)  # the proxy runs on this loop

@@ -17,7 +17,7 @@ medians; asserts nothing.
 
 from __future__ import annotations
 
-import os
+import asyncio
 import shlex
 import statistics
 import sys
@@ -28,29 +28,27 @@ from temporalio.client import Client
 from activities.convex_client import ConvexClient
 from tools.bench.measure import row, section
 from tools.bench.stack import (
-    STANDIN_AGENT,
     JobOutcome,
     Sizes,
     Stack,
     child_env,
     guarded,
-    make_sample_repo,
     new_orders,
     report_failures,
     run_job,
     spawn_worker,
 )
+from tools.run_demo import PYTHON, STANDIN, make_sample_repo
 from worker.local.processes import stop_process
 from worker.settings import Settings
 
-PYTHON = os.path.realpath(sys.executable)  # the interpreter itself: the sandbox shows its prefix
 MODES = ("bwrap", "off")
 
 
 async def bench_sandbox(
     stack: Stack, client: Client, convex: ConvexClient, settings: Settings, sizes: Sizes
 ) -> None:
-    agent = [PYTHON, str(STANDIN_AGENT), "exec", "--json"]
+    agent = [PYTHON, str(STANDIN), "exec", "--json"]
     workers = {}
     steps: dict[str, list[float]] = {mode: [] for mode in MODES}
     for mode in MODES:
@@ -132,7 +130,7 @@ async def bench_sandbox(
     row("median of the paired differences (bwrap - off)", statistics.median(paired) * 1000, "ms")
     report_failures([*warm, *outcomes["bwrap"], *outcomes["off"]])
     for proc, _log, _settings in workers.values():
-        stop_process(proc, 15)
+        await asyncio.to_thread(stop_process, proc, 15)  # the proxy runs on this loop
 
 
 async def sandboxed_step_seconds(client: Client, workflow_id: str) -> float:

@@ -18,6 +18,7 @@ from activities.convex_client import ConvexClient
 from activities.persistence import PersistenceActivities
 from tools.bench.measure import row
 from tools.convex_proxy import FlakyProxy
+from tools.run_demo import STANDIN
 from worker.cli.submit import SubmitRequest, create_work_order
 from worker.local.local_convex import DEV_ADMIN_KEY, RunningBackend
 from worker.local.processes import ManagedProcess
@@ -26,7 +27,6 @@ from worker.settings import Settings
 from workflows.codex_job import CodexJobWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN_AGENT = ROOT / "tools" / "standins" / "codex_standin.py"
 PERSISTENCE_ACTIVITIES = frozenset(
     name
     for name, method in vars(PersistenceActivities).items()
@@ -125,7 +125,7 @@ def child_env(stack: Stack, *, queue: str, data_dir: Path, extra: dict[str, str]
             "TEMPORAL_TASK_QUEUE": queue,
             "CONVEX_URL": stack.proxy.url,
             "JANGAR_ALLOW_LOCAL_REPOS": "true",  # the sample repository is a local bare one
-            "JANGAR_SANDBOX_READ_ONLY": f"{Path(sys.base_prefix).resolve()}:{STANDIN_AGENT.parent}",
+            "JANGAR_SANDBOX_READ_ONLY": f"{Path(sys.base_prefix).resolve()}:{STANDIN.parent}",
             "CONVEX_ADMIN_KEY": DEV_ADMIN_KEY,
             "JANGAR_DATA_DIR": str(data_dir),
             "HEALTH_HOST": "127.0.0.1",
@@ -278,22 +278,3 @@ def report_failures(outcomes: list[JobOutcome]) -> None:
     bad = [o for o in outcomes if o.status != "succeeded"]
     if bad:
         row("jobs that did not succeed", len(bad), "jobs", f"first: {bad[0].error}")
-
-
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_sample_repo(base: Path) -> Path:
-    """A bare repository with one commit on main: the jobs' remote (as tools/run_demo.py)."""
-    seed = base / "sample-seed"
-    seed.mkdir(parents=True)
-    (seed / "README.md").write_text("# Sample project\n\nMade by `make bench`.\n")
-    (seed / "greet.py").write_text('def greet(name: str) -> str:\n    return f"hello {name}"\n')
-    ident = ("-c", "user.name=bench", "-c", "user.email=bench@localhost")
-    _git("init", "-q", "-b", "main", cwd=seed)
-    _git(*ident, "add", "-A", cwd=seed)
-    _git(*ident, "commit", "-qm", "init", cwd=seed)
-    bare = base / "sample.git"
-    _git("clone", "-q", "--bare", str(seed), str(bare), cwd=base)
-    return bare

@@ -503,10 +503,8 @@ async def _repos(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _runs(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.convex_client import ConvexFunctionError
     from worker.cli.render import dashboard_text, runs_table, timeline_text, usage_line
-    from worker.cli.runs import BadRun
-    from worker.cli.submit import fetch_timeline
+    from worker.cli.runs import BadRun, read_timeline
     from worker.factories import convex_client
 
     _require_key(settings, "runs")
@@ -536,12 +534,7 @@ async def _runs(args: argparse.Namespace, settings: Settings) -> int:
                 return await _runs_retry(args, convex, settings)
             if args.runs_command == "logs":
                 return await _runs_logs(args, convex)
-            try:
-                timeline = await fetch_timeline(convex, args.run_id)
-            except ConvexFunctionError as exc:
-                if exc.code != "NOT_FOUND":
-                    raise
-                raise BadRun(f"RUN_ID: no run {args.run_id!r}") from None
+            timeline = await read_timeline(convex, args.run_id)
         except BadRun as exc:
             raise UsageError(str(exc)) from None
         print(json.dumps(timeline, indent=2) if args.json else timeline_text(timeline))

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
@@ -42,18 +43,31 @@ class OperatorError(RuntimeError):
     """The action could not be carried out; the message says why (exit 1)."""
 
 
-async def read_run(convex: ConvexClient, run_id: str) -> dict[str, Any]:
-    """The run's document; :class:`BadRun` when Convex has no run with this id."""
+@contextmanager
+def _named_run(run_id: str) -> Iterator[None]:
+    """Convex answering that there is no such run becomes :class:`BadRun` (exit 2)."""
     try:
-        page = await convex.query(OPERATOR_READS.timeline, {"runId": run_id, "limit": 1})
+        yield
     except ConvexFunctionError as exc:
         if exc.code in ("NOT_FOUND", "INVALID_ARGUMENT"):
             raise BadRun(
                 f"RUN_ID: no run {run_id!r} (ids are listed by `jangar runs list`)"
             ) from None
         raise
+
+
+async def read_run(convex: ConvexClient, run_id: str) -> dict[str, Any]:
+    """The run's document; :class:`BadRun` when Convex has no run with this id."""
+    with _named_run(run_id):
+        page = await convex.query(OPERATOR_READS.timeline, {"runId": run_id, "limit": 1})
     run: dict[str, Any] = page["run"]
     return run
+
+
+async def read_timeline(convex: ConvexClient, run_id: str) -> dict[str, Any]:
+    """The run's whole timeline; :class:`BadRun` when Convex has no run with this id."""
+    with _named_run(run_id):
+        return await fetch_timeline(convex, run_id)
 
 
 # --- cancel -----------------------------------------------------------------------------------
@@ -214,8 +228,7 @@ async def print_logs(
 ) -> int:
     """Every stored log of the run (or of ``step``), each under a ``==> name <==`` line.
     Returns the exit code: 1 when the named step has no log."""
-    await read_run(convex, run_id)
-    timeline = await fetch_timeline(convex, run_id)
+    timeline = await read_timeline(convex, run_id)
     check_step(timeline, step)
     files = [f for f in log_files(timeline) if step is None or f.name == step]
     if not files:
@@ -280,12 +293,12 @@ async def follow_logs(
                 printed_logs.add(log.url)
                 _write_log(log.name, await fetch_log(convex, log), out)
 
-    await read_run(convex, run_id)
     while True:
         args: dict[str, Any] = {"runId": run_id, "limit": EVENTS_PAGE}
         if cursor is not None:
             args["cursor"] = cursor
-        page = await convex.query(OPERATOR_READS.timeline, args)
+        with _named_run(run_id):  # only the first read can find no such run
+            page = await convex.query(OPERATOR_READS.timeline, args)
         emit(page["events"])
         if not page["isDone"]:
             cursor = page["continueCursor"]

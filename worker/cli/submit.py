@@ -62,7 +62,12 @@ class SubmitRequest:
     def summary(self) -> str:
         """The order's summary (and a new session's title): ``title``, else the prompt's first
         line cut to TITLE_CHARS characters."""
-        return self.title or self.prompt.strip().splitlines()[0][:TITLE_CHARS]
+        return self.title or default_title(self.prompt)
+
+
+def default_title(prompt: str) -> str:
+    """An order's title when none is given: the prompt's first line, cut to TITLE_CHARS."""
+    return prompt.strip().splitlines()[0][:TITLE_CHARS]
 
 
 def normalize_repo(repo: str) -> str:
@@ -166,7 +171,7 @@ async def submit_as_operator(
     orders through this one function."""
     args: dict[str, Any] = {
         "userId": user,
-        "title": title or prompt.strip().splitlines()[0][:TITLE_CHARS],
+        "title": title or default_title(prompt),
         "repo": repo,
         "prompt": prompt,
         **{k: v for k, v in extra.items() if v is not None},
@@ -211,20 +216,13 @@ OPERATOR_READS = Reads(
 USER_READS = Reads("workOrders:get", "runs:getLatestForWorkOrder", "runs:getTimeline")
 
 
-async def start_now(
-    convex: ConvexClient,
-    settings: Settings,
-    submitted: Submitted,
-    *,
-    out: TextIO | None = None,
-) -> bool:
+async def start_now(convex: ConvexClient, settings: Settings, submitted: Submitted) -> None:
     """Start the job right away when Temporal is reachable; else leave it to the dispatcher.
 
-    Returns True when the workflow runs (started now, or already started by a dispatcher).
-    When Temporal cannot be reached the order stays queued, a notice saying so goes to ``out``
-    (stderr by default) and False is returned: it is not an error, a dispatcher will start it.
-    An order the workflow can never accept is rejected (``workOrders:reject``) and
-    ``InvalidWorkOrder`` raised. ``convex`` holds the admin or deploy key.
+    When Temporal cannot be reached the order stays queued and a notice saying so goes to
+    stderr: it is not an error, a dispatcher will start it. An order the workflow can never
+    accept is rejected (``workOrders:reject``) and ``InvalidWorkOrder`` raised. ``convex``
+    holds the admin or deploy key (linking the order to its workflow is internal).
     """
     from temporalio.service import RPCError, RPCStatusCode
 
@@ -235,17 +233,12 @@ async def start_now(
         connect_temporal,
     )
 
-    out = out or sys.stderr
+    out = sys.stderr
     submitted.workflow_id = workflow_id_for(submitted.work_order_id)
     later = (
         f"the work order stays queued; a dispatcher (`jangar worker` or `jangar dispatcher`) "
         f"will start workflow {submitted.workflow_id}"
     )
-    if settings.convex_key is None:
-        # Linking the order to its workflow is an internal mutation: without the key only a
-        # dispatcher can start it (as for an order created by the chat UI).
-        print(f"notice: CONVEX_ADMIN_KEY is not set; {later}", file=out, flush=True)
-        return False
     # The order as the job runs it: checks and base branch from the registry when it has none.
     job = await convex.query("workOrders:getForJob", {"workflowRequestId": submitted.work_order_id})
     order = {**job["order"], "prompt": job["prompt"]}
@@ -260,7 +253,7 @@ async def start_now(
             file=out,
             flush=True,
         )
-        return False
+        return
     try:
         await start_job(client, convex, settings, order)
     except InvalidWorkOrder as exc:
@@ -271,8 +264,7 @@ async def start_now(
         if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise
         print(f"notice: Temporal did not answer: {exc.message}; {later}", file=out, flush=True)
-        return False
-    return True
+        return
 
 
 def _first_line(exc: BaseException) -> str:
