@@ -32,7 +32,6 @@ counting against the budget and can say why the attempt before it ended.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -43,9 +42,8 @@ import structlog
 from temporalio.exceptions import ApplicationError
 
 from activities.attempts import (
-    HANDOVER_RETRY_DELAY,
-    WORKER_SHUTDOWN,
     AttemptContext,
+    handed_over_on_shutdown,
     previous_attempts,
 )
 from activities.codex_events import ProgressCollector
@@ -114,7 +112,6 @@ async def run_agent(
     events = live(ctx.attempt)
     stop = asyncio.Event()
     over_budget: list[str] = []
-    handover = False
     started = time.monotonic()
     pid: list[int] = []
 
@@ -153,69 +150,51 @@ async def run_agent(
                 stop.set()
 
     async with workspaces.hold(inp.state, heartbeat=beat) as ws:
-        home, tmp = step_dirs(
-            workspaces.private_dir(inp.state.work_order_id), f"agent-{ctx.attempt}"
-        )
+        private = workspaces.private_dir(inp.state.work_order_id)
+        home, tmp = step_dirs(private, f"agent-{ctx.attempt}")
         prompt_file = write_prompt_file(home.parent, inp.prompt)
         env = child_env(allow=config.agent_env_allow)
         env["CODEX_HOME"] = str(_codex_home(home, config.codex_home))
         argv = stdin_prompt_argv(config.codex_command)
-        log_path = workspaces.private_dir(inp.state.work_order_id) / f"agent-{ctx.attempt}.log"
+        log_path = private / f"agent-{ctx.attempt}.log"
 
-        async def watch_shutdown() -> None:
-            nonlocal handover
-            await ctx.worker_shutdown()
-            handover = True
-            stop.set()
-
-        watcher = asyncio.create_task(watch_shutdown())
         events.start()
         log.info("agent_starting", program=argv[0], workspace=str(ws), time_limit=time_limit)
-        try:
-            result = await run_process(
-                argv,
-                cwd=ws,
-                env=env,
-                time_limit=time_limit,
-                log_path=log_path,
-                on_line=on_line,
-                on_start=pid.append,
-                heartbeat=beat,
-                heartbeat_interval=config.heartbeat_interval_seconds,
-                kill_grace=config.kill_grace_seconds,
-                sandbox=sandbox.policy(
-                    workspace=ws,
-                    home=home,
-                    tmp=tmp,
-                    network=inp.network,
-                    read_only=workspaces.shared_objects(ws),
-                ),
-                stdin=prompt_file,
-                log_limit=config.log_limit_bytes,
-                stop=stop,
-            )
-        except (FileNotFoundError, PermissionError) as exc:
-            raise ApplicationError(
-                f"the agent command {argv[0]!r} cannot be run ({exc.strerror}); install the"
-                " Codex CLI, set JANGAR_CODEX_COMMAND, or add its prefix to the sandbox's"
-                " read-only paths (JANGAR_SANDBOX_READ_ONLY)",
-                type=AGENT_NOT_FOUND,
-                non_retryable=True,
-            ) from None
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await events.close()
+        async with handed_over_on_shutdown(ctx, stop, beat=beat, what="the agent step"):
+            try:
+                result = await run_process(
+                    argv,
+                    cwd=ws,
+                    env=env,
+                    time_limit=time_limit,
+                    log_path=log_path,
+                    on_line=on_line,
+                    on_start=pid.append,
+                    heartbeat=beat,
+                    heartbeat_interval=config.heartbeat_interval_seconds,
+                    kill_grace=config.kill_grace_seconds,
+                    sandbox=sandbox.policy(
+                        workspace=ws,
+                        home=home,
+                        tmp=tmp,
+                        network=inp.network,
+                        read_only=workspaces.shared_objects(ws),
+                    ),
+                    stdin=prompt_file,
+                    log_limit=config.log_limit_bytes,
+                    stop=stop,
+                )
+            except (FileNotFoundError, PermissionError) as exc:
+                raise ApplicationError(
+                    f"the agent command {argv[0]!r} cannot be run ({exc.strerror}); install the"
+                    " Codex CLI, set JANGAR_CODEX_COMMAND, or add its prefix to the sandbox's"
+                    " read-only paths (JANGAR_SANDBOX_READ_ONLY)",
+                    type=AGENT_NOT_FOUND,
+                    non_retryable=True,
+                ) from None
+            finally:
+                await events.close()
         agent_ms = prior_agent_ms + int(result.duration_seconds * 1000)
-        if handover:
-            beat(handover=True)
-            raise ApplicationError(
-                f"worker {ctx.worker_id} is shutting down; the agent step is handed over to"
-                " another worker, which restarts it from its checkpoint",
-                type=WORKER_SHUTDOWN,
-                next_retry_delay=HANDOVER_RETRY_DELAY,
-            )
         outcome: AgentOutcome
         reason: str | None
         if over_budget:

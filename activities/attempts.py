@@ -9,10 +9,14 @@ against the budget. The step's record then says how many attempts it took and wh
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from temporalio.exceptions import ApplicationError
 
 from activities.models import Attempts
 
@@ -50,3 +54,35 @@ def previous_attempts(attempt: int, previous: dict[str, Any] | None) -> Attempts
     else:
         why = f"attempt {attempt - 1} ended before it could report (the worker was lost)"
     return Attempts(count=attempt, reasons=(why,))
+
+
+@contextlib.asynccontextmanager
+async def handed_over_on_shutdown(
+    ctx: AttemptContext, stop: asyncio.Event, *, beat: Callable[..., None], what: str
+) -> AsyncIterator[None]:
+    """While the body runs, the worker shutting down sets ``stop`` (the step's process is
+    stopped at once); the step then ends as the retryable ``WorkerShutdown`` after a last
+    ``beat(handover=True)`` (the step's own heartbeat, so whatever it carries, such as the
+    agent's usage, reaches the next attempt), and another worker takes it over."""
+    shutting_down = asyncio.Event()
+
+    async def watch() -> None:
+        await ctx.worker_shutdown()
+        shutting_down.set()
+        stop.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if shutting_down.is_set():
+        beat(handover=True)
+        raise ApplicationError(
+            f"worker {ctx.worker_id} is shutting down; {what} is handed over to another"
+            " worker, which restarts it from its checkpoint",
+            type=WORKER_SHUTDOWN,
+            next_retry_delay=HANDOVER_RETRY_DELAY,
+        )

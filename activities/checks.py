@@ -17,16 +17,13 @@ worker shutting down hands it over (``WorkerShutdown``, retryable), like the age
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import structlog
-from temporalio.exceptions import ApplicationError
 
 from activities.attempts import (
-    HANDOVER_RETRY_DELAY,
-    WORKER_SHUTDOWN,
     AttemptContext,
+    handed_over_on_shutdown,
     previous_attempts,
 )
 from activities.config import JobConfig
@@ -58,7 +55,6 @@ async def run_check(
     """Run one check; see the module docstring."""
     timeout = inp.timeout_seconds or config.check_timeout_seconds
     stop = asyncio.Event()
-    handover = False
 
     def beat(**extra: Any) -> None:
         ctx.heartbeat({"worker": ctx.worker_id, **extra})
@@ -68,14 +64,7 @@ async def run_check(
         home, tmp = step_dirs(private, f"check-{inp.index:03d}-{ctx.attempt}")
         log_path = private / f"check-{inp.index:03d}.log"
 
-        async def watch_shutdown() -> None:
-            nonlocal handover
-            await ctx.worker_shutdown()
-            handover = True
-            stop.set()
-
-        watcher = asyncio.create_task(watch_shutdown())
-        try:
+        async with handed_over_on_shutdown(ctx, stop, beat=beat, what=f"check {inp.index}"):
             result = await run_process(
                 ["/bin/sh", "-c", inp.command],
                 cwd=ws,
@@ -94,17 +83,6 @@ async def run_check(
                 ),
                 log_limit=config.log_limit_bytes,
                 stop=stop,
-            )
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        if handover:
-            beat(handover=True)
-            raise ApplicationError(
-                f"worker {ctx.worker_id} is shutting down; check {inp.index} is handed over",
-                type=WORKER_SHUTDOWN,
-                next_retry_delay=HANDOVER_RETRY_DELAY,
             )
         stored = await files.put(
             log_path,
