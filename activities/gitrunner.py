@@ -9,6 +9,7 @@ test can wrap the runner to count or inspect the commands. In the worker it is a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -38,28 +39,4 @@ class GitRunner(Protocol):
 
 def git_runner(config: JobConfig) -> GitRunner:
     """The worker's git runner: :func:`activities.gitcli.run_git` with ``config``."""
-
-    async def run(
-        args: Sequence[str],
-        *,
-        cwd: Path,
-        remote: str | None = None,
-        time_limit: float | None = None,
-        heartbeat: Callable[[], None] | None = None,
-        check: bool = True,
-        what: str | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> GitOutput:
-        return await run_git(
-            args,
-            cwd=cwd,
-            config=config,
-            remote=remote,
-            time_limit=time_limit,
-            heartbeat=heartbeat,
-            check=check,
-            what=what,
-            extra_env=extra_env,
-        )
-
-    return run
+    return functools.partial(run_git, config=config)

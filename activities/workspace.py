@@ -52,7 +52,7 @@ from temporalio.exceptions import ApplicationError
 from activities import checkpoint as checkpoints
 from activities.checkpoint import CHECKPOINT_INVALID
 from activities.config import JobConfig
-from activities.gitcli import INVALID_BRANCH, REPOSITORY_NOT_FOUND, run_git
+from activities.gitcli import INVALID_BRANCH, REPOSITORY_NOT_FOUND
 from activities.gitrunner import git_runner
 from activities.gitsafe import granted_alternate
 from activities.models import JobSpec, StoredFile, Workspace, WorkspaceState
@@ -136,14 +136,13 @@ class Workspaces:
 
     # ----- git helpers ---------------------------------------------------------------------
     async def _git(self, args: list[str], ws: Path, **kwargs: Any) -> str:
-        out = await run_git(args, cwd=ws, config=self._config, **kwargs)
+        out = await self._git_runner(args, cwd=ws, **kwargs)
         return out.stdout
 
     async def _rev(self, ws: Path, ref: str) -> str | None:
-        out = await run_git(
+        out = await self._git_runner(
             ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
             cwd=ws,
-            config=self._config,
             check=False,
         )
         sha = out.stdout.strip()
@@ -178,8 +177,8 @@ class Workspaces:
         """``ws`` is a workspace of the state's repository holding its commit."""
         if not (ws / ".git").is_dir():
             return False
-        origin = await run_git(
-            ["config", "--get", "remote.origin.url"], cwd=ws, config=self._config, check=False
+        origin = await self._git_runner(
+            ["config", "--get", "remote.origin.url"], cwd=ws, check=False
         )
         if origin.exit_code != 0 or origin.stdout.strip() != redact_url(state.repo):
             return False
