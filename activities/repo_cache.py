@@ -85,8 +85,9 @@ exclusive lock fails) or a live workspace borrows its objects (a grant whose wor
 exists with an alternates file naming this mirror; a grant whose workspace is gone is stale
 and removed). A mirror in use is never evicted, even when that leaves the cache over its
 bound (logged as ``repo_cache_over_bound``). A deleted mirror is renamed into ``.trash``
-under the lock, then removed. Call :meth:`RepoCache.remove_workspace` when a job's workspace
-is no longer needed: it deletes the workspace and its grant, which unpins the mirror.
+under the lock, then removed. :meth:`RepoCache.remove_workspace` deletes a workspace and its
+grant at once; a workspace deleted any other way (``Workspaces.sweep`` removes whole job
+directories) leaves a stale grant, which the next eviction drops.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 /** artifacts:add. */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
-import { type T, expectConvexError, newTest, seedRun } from "./test.setup";
+import { expectConvexError, newTest, NOW, seedRun, type T, useFixedClock } from "./test.setup";
 
-const NOW = 1_700_000_000_000;
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function artifactCount(t: T) {
   return await t.run(async (ctx) => (await ctx.db.query("artifacts").take(100)).length);

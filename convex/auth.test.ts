@@ -7,30 +7,23 @@
  * PUBLIC below must name every public function (a test checks it against the registry), so a new
  * public function cannot ship without its auth rules being tested here.
  */
-import { ConvexError } from "convex/values";
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import type { ErrorData } from "./lib/errors";
 import {
-  REPO,
   type AsUser,
-  type T,
   asUser,
   countRows,
   expectConvexError,
   newTest,
   registeredFunctions,
+  REPO,
   seedRun,
+  type T,
+  useFixedClock,
 } from "./test.setup";
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(1_700_000_000_000);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 /** User A's documents: a session with a message, an order and a run with a step and an event. */
 async function seedA(t: T) {
@@ -112,16 +105,6 @@ async function snapshot(t: T) {
   }));
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<ErrorData> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConvexError);
-    return (error as ConvexError<ErrorData>).data;
-  }
-  throw new Error("expected the call to be refused, but it succeeded");
-}
-
 test("PUBLIC names exactly the deployment's public functions", () => {
   const registered = Object.entries(registeredFunctions())
     .filter(([, fn]) => fn.isPublic)
@@ -154,13 +137,14 @@ describe.each(Object.entries(PUBLIC))("%s", (path, call) => {
       const bob = asUser(t, "bob");
       await bob.mutation(api.sessions.create, { title: "bob's own" });
       const before = await snapshot(t);
-      const asStranger = await errorOf(call(bob, ids));
-      expect(asStranger.code).toBe("NOT_FOUND");
+      const asStranger = await expectConvexError(call(bob, ids), "NOT_FOUND");
       expect(await snapshot(t)).toEqual(before);
       // The same id once its document is gone, asked by its owner: the same answer.
       const { table, id } = named(ids);
       await t.run((ctx) => ctx.db.delete(table, id as Id<typeof table>));
-      expect(await errorOf(call(asUser(t, "alice"), ids))).toEqual(asStranger);
+      expect(await expectConvexError(call(asUser(t, "alice"), ids), "NOT_FOUND")).toEqual(
+        asStranger,
+      );
     });
   }
 });

@@ -1,18 +1,18 @@
 /** events:append. */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
 import { MAX_VALUE_BYTES } from "./lib/contract";
-import { type T, expectConvexError, newTest, seedRun, seedWorkOrder } from "./test.setup";
+import {
+  expectConvexError,
+  newTest,
+  NOW,
+  seedRun,
+  seedWorkOrder,
+  type T,
+  useFixedClock,
+} from "./test.setup";
 
-const NOW = 1_700_000_000_000;
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 /** Events appended through events:*, leaving out the state changes runs and steps write. */
 async function eventCount(t: T) {

@@ -1,20 +1,13 @@
 /** files:sweep: what no record needs is removed; what a record or a running job needs stays. */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import { type T, expectConvexError, newTest, seedRun } from "./test.setup";
+import { expectConvexError, newTest, NOW, seedRun, type T, useFixedClock } from "./test.setup";
 
-const NOW = 1_700_000_000_000;
 const HOUR = 3_600_000;
 const SWEEP = { orphanAgeMs: 24 * HOUR, everyMs: HOUR };
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function store(t: T, text: string): Promise<Id<"_storage">> {
   return await t.run(async (ctx) => await ctx.storage.store(new Blob([text])));

@@ -3,21 +3,21 @@
  * transaction (deduplicated by the same key), events arrive in batches, and logs and diffs are
  * files in Convex storage whose retried upload never makes a second artifact.
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test } from "vitest";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { MAX_EVENT_BATCH } from "./lib/contract";
-import { type T, expectConvexError, newTest, seedRun, seedWorkOrder } from "./test.setup";
+import {
+  expectConvexError,
+  newTest,
+  NOW,
+  seedRun,
+  seedWorkOrder,
+  type T,
+  useFixedClock,
+} from "./test.setup";
 
-const NOW = 1_700_000_000_000;
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function stateEvents(t: T, runId: Id<"runs">) {
   const events = await t.run((ctx) =>

@@ -1,18 +1,10 @@
 /** repositories:add, list, get, remove: the operator's registry. */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
 import { MAX_CHECKS } from "./lib/contract";
-import { countRows, expectConvexError, newTest } from "./test.setup";
+import { countRows, expectConvexError, newTest, NOW, useFixedClock } from "./test.setup";
 
-const NOW = 1_700_000_000_000;
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 describe("repositories:add", () => {
   test("registers the normalized URL with every setting; defaults for the rest", async () => {

@@ -2,33 +2,27 @@
  * runs:start, updateStatus, getDashboard, list, listAll, getLatestForWorkOrder(AsOperator),
  * getTimeline(AsOperator). Who may call what: auth.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { moveWorkOrder } from "./lib/lifecycle";
 import { WORK_TRANSITIONS, classifyWorkTransition, isTerminalWorkStatus } from "./lib/transitions";
 import { WORK_STATUSES } from "./lib/validators";
 import {
-  REPO,
-  type T,
   asUser,
   expectConvexError,
   newTest,
+  NOW,
+  REPO,
   seedRun,
   seedWorkOrder,
   startArgs,
+  type T,
+  useFixedClock,
   userIdOf,
 } from "./test.setup";
 
-const NOW = 1_700_000_000_000;
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function countRows(t: T, table: "runs" | "events" | "workflow_requests") {
   return await t.run(async (ctx) => (await ctx.db.query(table).take(1000)).length);

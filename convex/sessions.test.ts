@@ -1,16 +1,18 @@
 /** sessions:create, sessions:list, sessions:getWithThreads (the auth rules: auth.test.ts). */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { api } from "./_generated/api";
 import { THREAD_MESSAGE_LIMIT } from "./sessions";
-import { REPO, asUser, expectConvexError, newTest, register, userIdOf } from "./test.setup";
+import {
+  asUser,
+  expectConvexError,
+  newTest,
+  register,
+  REPO,
+  useFixedClock,
+  userIdOf,
+} from "./test.setup";
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(1_700_000_000_000);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 describe("sessions:create", () => {
   test("stores the session for the caller with createdAt = updatedAt = now", async () => {

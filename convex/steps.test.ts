@@ -1,21 +1,13 @@
 /** steps:appendOrUpdate. */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { MAX_VALUE_BYTES } from "./lib/contract";
 import { STEP_STATUS_RANK, classifyStepTransition } from "./lib/transitions";
 import { STEP_STATUSES } from "./lib/validators";
-import { type T, expectConvexError, newTest, seedRun } from "./test.setup";
+import { expectConvexError, newTest, NOW, seedRun, type T, useFixedClock } from "./test.setup";
 
-const NOW = 1_700_000_000_000;
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(NOW);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function getStep(t: T, stepId: Id<"steps">) {
   const step = await t.run((ctx) => ctx.db.get("steps", stepId));

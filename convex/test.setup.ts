@@ -9,7 +9,7 @@
  */
 import { convexTest } from "convex-test";
 import { ConvexError } from "convex/values";
-import { expect } from "vitest";
+import { afterEach, beforeEach, expect, vi } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import type { ErrorCode, ErrorData } from "./lib/errors";
@@ -26,6 +26,20 @@ import * as workOrders from "./workOrders";
 
 /** Every module under convex/, lazily imported; the `_generated` key locates the root. */
 export const modules = import.meta.glob("./**/*.*s");
+
+/** The time every suite starts at (Date only: timers run for real). */
+export const NOW = 1_700_000_000_000;
+
+/** Every test of the calling file starts with Date at NOW; a test moves it with setSystemTime. */
+export function useFixedClock(): void {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(NOW);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+}
 
 export function newTest() {
   return convexTest(schema, modules);
@@ -115,7 +129,7 @@ export function startArgs(workflowRequestId: Id<"workflow_requests">, runSuffix 
 }
 
 /** A work order with one running run. */
-export async function seedRun(t: T, startedAt = 1_700_000_000_000, subject = "user-1") {
+export async function seedRun(t: T, startedAt = NOW, subject = "user-1") {
   const seeded = await seedWorkOrder(t, undefined, subject);
   const runId = await t.mutation(internal.runs.start, {
     ...startArgs(seeded.workOrderId),

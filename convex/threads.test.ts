@@ -1,16 +1,10 @@
 /** threads:append. */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { api } from "./_generated/api";
 import { MAX_CONTENT_BYTES, MAX_VALUE_BYTES } from "./lib/contract";
-import { type AsUser, asUser, expectConvexError, newTest } from "./test.setup";
+import { type AsUser, asUser, expectConvexError, newTest, useFixedClock } from "./test.setup";
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(1_700_000_000_000);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function session(t: ReturnType<typeof newTest>) {
   return await asUser(t, "u1").mutation(api.sessions.create, { title: "chat" });

@@ -3,36 +3,30 @@
  * listQueued, listDispatchable, getForJob, markDispatched, reject, retry (internal).
  * Who may call what: auth.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import { MAX_PROMPT_CHARS } from "./lib/contract";
-import { MAX_CHECKS } from "./lib/contract";
+import { MAX_CHECKS, MAX_PROMPT_CHARS } from "./lib/contract";
 import { CONVERSATION_LIMIT, CONVERSATION_TEXT_CHARS } from "./workOrders";
 import {
-  REPO,
-  type T,
   asUser,
   countRows,
   expectConvexError,
   newTest,
   register,
+  REPO,
   seedMessage,
   seedRun,
   seedWorkOrder,
   startArgs,
+  type T,
+  useFixedClock,
   userIdOf,
 } from "./test.setup";
 
 const NOW_PLUS = 1_700_000_090_000;
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(1_700_000_000_000);
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFixedClock();
 
 async function getOrder(t: T, id: Id<"workflow_requests">) {
   return await t.query(internal.workOrders.getAsOperator, { workflowRequestId: id });
