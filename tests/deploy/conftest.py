@@ -15,9 +15,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import yaml
 from pydantic import AliasChoices
 
 from activities.process import child_env
+from tests.standins.local_http import serve, stop_serving
 from worker.runtime.temporal_client import TEMPORAL_ENV_NAMES
 from worker.settings import Settings, load_settings
 
@@ -261,15 +261,11 @@ class _Stub(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub_health_server() -> Iterator[tuple[int, type[_Stub]]]:
     handler = type("Handler", (_Stub,), {"status": 200})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, thread = serve(handler)
     try:
         yield server.server_address[1], handler
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        stop_serving(server, thread)
 
 
 def run_probe(code: str, port: int) -> int:

@@ -23,7 +23,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import ssl
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.standins.local_http import serve, stop_serving
 
 
 @dataclass(frozen=True)
@@ -160,25 +161,12 @@ class GitHttpsStandin:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.certificates.server_cert, self.certificates.server_key)
-        # The handshake happens in each request's thread, not in the accepting one.
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
+        self._server, self._thread = serve(
+            Handler, tls=(self.certificates.server_cert, self.certificates.server_key)
         )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._server, self._thread)
         self._server = None
         self._thread = None
 
