@@ -28,7 +28,12 @@ import pytest
 from activities.convex_client import ConvexClient
 from worker.cli.submit import submit_as_operator
 from worker.local.local_convex import RunningBackend, start_local_backend
-from worker.local.processes import ManagedProcess, start_temporal_dev_server, stop_process
+from worker.local.processes import (
+    ManagedProcess,
+    free_port,
+    start_temporal_dev_server,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 JANGAR = Path(sys.executable).parent / "jangar"
@@ -188,6 +193,39 @@ async def op_convex_client(op_convex: RunningBackend) -> AsyncIterator[ConvexCli
 
 def unique_queue(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def operator_env(
+    temporal_address: str,
+    convex: RunningBackend,
+    *,
+    queue: str,
+    data_dir: Path,
+    **extra: str | float | Path,
+) -> dict[str, str]:
+    """The environment of a test's `jangar` commands: its Temporal (on a task queue of its
+    own), its Convex with the admin key, its own data directory."""
+    assert convex.admin_key is not None
+    return clean_env(
+        TEMPORAL_ADDRESS=temporal_address,
+        TEMPORAL_TASK_QUEUE=unique_queue(queue),
+        CONVEX_URL=convex.url,
+        CONVEX_ADMIN_KEY=convex.admin_key,
+        JANGAR_DATA_DIR=data_dir,
+        **extra,
+    )
+
+
+def worker_env(**extra: str | float | Path) -> dict[str, str]:
+    """What a test's `jangar worker` adds to it: health on a free local port, no metrics, no
+    dispatcher (the test starts its jobs)."""
+    return clean_env(
+        HEALTH_HOST="127.0.0.1",
+        HEALTH_PORT=free_port(),
+        METRICS_PORT=0,
+        DISPATCHER_ENABLED="false",
+        **extra,
+    )
 
 
 async def create_order(

@@ -26,8 +26,9 @@ from tests.worker.conftest import (
     Background,
     clean_env,
     jangar,
+    operator_env,
     start_jangar,
-    unique_queue,
+    worker_env,
 )
 from worker.local.local_convex import RunningBackend, start_local_backend
 from worker.local.processes import ManagedProcess, free_port
@@ -161,26 +162,15 @@ def stack(
 ) -> Iterator[Stack]:
     """`jangar worker` on its own task queue, its dispatcher off; env for CLI commands."""
     base = tmp_path_factory.mktemp("cli")
-    assert op_convex.admin_key is not None
-    env = clean_env(
-        TEMPORAL_ADDRESS=op_temporal.address,
-        TEMPORAL_TASK_QUEUE=unique_queue("cli"),
-        CONVEX_URL=op_convex.url,
-        CONVEX_ADMIN_KEY=op_convex.admin_key,
-        JANGAR_DATA_DIR=base / "data",
+    env = operator_env(
+        op_temporal.address,
+        op_convex,
+        queue="cli",
+        data_dir=base / "data",
         JANGAR_CODEX_COMMAND=STANDIN_COMMAND,
     )
     worker = start_jangar(
-        "worker",
-        env=env
-        | clean_env(
-            HEALTH_HOST="127.0.0.1",
-            HEALTH_PORT=free_port(),
-            METRICS_PORT=0,
-            DISPATCHER_ENABLED="false",
-            SHUTDOWN_GRACE_SECONDS=10,
-        ),
-        logs=base / "logs",
+        "worker", env=env | worker_env(SHUTDOWN_GRACE_SECONDS=10), logs=base / "logs"
     )
     try:
         worker.wait_for('"event": "worker started"')

@@ -39,14 +39,14 @@ from tests.standins.webhook_receiver import WebhookReceiverStandin
 from tests.worker.conftest import (
     STANDIN_COMMAND,
     Background,
-    clean_env,
     jangar,
+    operator_env,
     start_jangar,
-    unique_queue,
     wait_until,
+    worker_env,
 )
 from worker.local.local_convex import RunningBackend
-from worker.local.processes import ManagedProcess, free_port
+from worker.local.processes import ManagedProcess
 
 TOKEN = f"ghp_{secrets.token_hex(12)}"
 WEBHOOK_SECRET = secrets.token_hex(16)
@@ -79,20 +79,13 @@ def controls(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Controls]:
     base = tmp_path_factory.mktemp("controls")
-    assert op_convex.admin_key is not None
     (base / "git-host" / "octo").mkdir(parents=True)
     make_bare_repo(base / "git-host" / "octo", "widgets")
     git_host = GitHttpsStandin(base / "git-host", make_certificates(base / "certs"), token=TOKEN)
     github = GitHubApiStandin(token=TOKEN, repos={"octo/widgets"})
     receiver = WebhookReceiverStandin()
     marker = secrets.token_hex(8)
-    env = clean_env(
-        TEMPORAL_ADDRESS=op_temporal.address,
-        TEMPORAL_TASK_QUEUE=unique_queue("controls"),
-        CONVEX_URL=op_convex.url,
-        CONVEX_ADMIN_KEY=op_convex.admin_key,
-        JANGAR_DATA_DIR=base / "data",
-    )
+    env = operator_env(op_temporal.address, op_convex, queue="controls", data_dir=base / "data")
     git_host.start()
     try:
         github.start()
@@ -102,11 +95,7 @@ def controls(
                 worker = start_jangar(
                     "worker",
                     env=env
-                    | clean_env(
-                        HEALTH_HOST="127.0.0.1",
-                        HEALTH_PORT=free_port(),
-                        METRICS_PORT=0,
-                        DISPATCHER_ENABLED="false",
+                    | worker_env(
                         SHUTDOWN_GRACE_SECONDS=5,
                         JANGAR_CODEX_COMMAND=STANDIN_COMMAND,
                         JANGAR_AGENT_ENV_ALLOW="CODEX_STANDIN_*",

@@ -30,9 +30,11 @@ from tests.worker.conftest import (
     clean_env,
     create_order,
     jangar,
+    operator_env,
     start_jangar,
     unique_queue,
     wait_until,
+    worker_env,
 )
 from worker.local.local_convex import RunningBackend, start_local_backend
 from worker.local.processes import ManagedProcess, free_port, start_temporal_dev_server
@@ -206,25 +208,18 @@ async def test_sigterm_during_a_job_stops_within_the_grace_period_with_exit_0(
 
     from worker.runtime.temporal_client import DATA_CONVERTER
 
-    assert op_convex.admin_key is not None
-    queue = unique_queue("sigterm")
-    env = clean_env(
-        TEMPORAL_ADDRESS=op_temporal.address,
-        TEMPORAL_TASK_QUEUE=queue,
-        CONVEX_URL=op_convex.url,
-        CONVEX_ADMIN_KEY=op_convex.admin_key,
-        JANGAR_DATA_DIR=tmp_path / "data",
+    env = operator_env(
+        op_temporal.address,
+        op_convex,
+        queue="sigterm",
+        data_dir=tmp_path / "data",
         JANGAR_CODEX_COMMAND=STANDIN_COMMAND,
     )
     marker = secrets.token_hex(8)  # found in the agent's environment, wherever its pid lives
     process = start_jangar(
         "worker",
         env=env
-        | clean_env(
-            HEALTH_HOST="127.0.0.1",
-            HEALTH_PORT=free_port(),
-            METRICS_PORT=0,
-            DISPATCHER_ENABLED="false",
+        | worker_env(
             SHUTDOWN_GRACE_SECONDS=GRACE,
             JANGAR_AGENT_ENV_ALLOW="CODEX_STANDIN_*",
             CODEX_STANDIN_MARK=marker,
@@ -283,22 +278,8 @@ async def test_sigterm_during_a_job_stops_within_the_grace_period_with_exit_0(
 def test_sigterm_when_idle_exits_0_promptly(
     op_temporal: ManagedProcess, op_convex: RunningBackend, tmp_path: Path
 ) -> None:
-    assert op_convex.admin_key is not None
-    process = start_jangar(
-        "worker",
-        env=clean_env(
-            TEMPORAL_ADDRESS=op_temporal.address,
-            TEMPORAL_TASK_QUEUE=unique_queue("idle"),
-            CONVEX_URL=op_convex.url,
-            CONVEX_ADMIN_KEY=op_convex.admin_key,
-            HEALTH_HOST="127.0.0.1",
-            HEALTH_PORT=free_port(),
-            METRICS_PORT=0,
-            DISPATCHER_ENABLED="false",
-            JANGAR_DATA_DIR=tmp_path / "data",
-        ),
-        logs=tmp_path / "logs",
-    )
+    env = operator_env(op_temporal.address, op_convex, queue="idle", data_dir=tmp_path / "data")
+    process = start_jangar("worker", env=env | worker_env(), logs=tmp_path / "logs")
     try:
         process.wait_for('"event": "worker started"')
         signalled = time.monotonic()
