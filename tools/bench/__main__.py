@@ -61,12 +61,7 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
     started = time.monotonic()
     base = _run_dir()
     only_sandbox = args.only == "sandbox"
-    print(
-        f"jangar bench{' --only sandbox' if only_sandbox else ''}"
-        f" ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.machine()}, "
-        f"load average {os.getloadavg()[0]:.2f}; data {base}"
-    )
+    _header(args, base)
     print(
         "NOTE: the local Convex backend is convex-test in ONE Node process running ONE function "
         "at a time: its\n      figures are a floor for this code path, not Convex cloud's "
@@ -128,16 +123,7 @@ async def bench(args: argparse.Namespace, sizes: Sizes) -> None:
         if not ok:
             print(f"\nbench did not finish; logs kept in {base}", file=sys.stderr)
     # Section 5 needs no server: it runs once they are stopped, so their idle CPU stays out.
-    ok = False
-    try:
-        if not only_sandbox:
-            await bench_workspaces(base, sizes)
-        ok = True
-    finally:
-        if ok and not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
-        elif not ok:
-            print(f"\nbench did not finish; data kept in {base}", file=sys.stderr)
+    await _workspaces_then_clean(args, base, sizes, run=not only_sandbox)
     print(f"\ntotal {time.monotonic() - started:.1f} s (servers started and stopped by PID)")
 
 
@@ -147,24 +133,37 @@ def _run_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
 
 
-async def bench_only(args: argparse.Namespace, sizes: Sizes) -> None:
-    """One section alone (``--only``), for the sections that need no local stack."""
-    started = time.monotonic()
-    base = _run_dir()
+def _header(args: argparse.Namespace, base: Path) -> None:
+    only = f" --only {args.only}" if args.only else ""
     print(
-        f"jangar bench --only {args.only} ({'quick' if args.quick else 'full'}): "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, "
+        f"jangar bench{only} ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.machine()}, "
         f"load average {os.getloadavg()[0]:.2f}; data {base}"
     )
+
+
+async def _workspaces_then_clean(
+    args: argparse.Namespace, base: Path, sizes: Sizes, *, run: bool
+) -> None:
+    """Section 5 (when ``run``), then the run's data removed unless ``--keep`` or it failed."""
     ok = False
     try:
-        await bench_workspaces(base, sizes)
+        if run:
+            await bench_workspaces(base, sizes)
         ok = True
     finally:
         if ok and not args.keep:
             shutil.rmtree(base, ignore_errors=True)
         elif not ok:
             print(f"\nbench did not finish; data kept in {base}", file=sys.stderr)
+
+
+async def bench_only(args: argparse.Namespace, sizes: Sizes) -> None:
+    """One section alone (``--only``), for the sections that need no local stack."""
+    started = time.monotonic()
+    base = _run_dir()
+    _header(args, base)
+    await _workspaces_then_clean(args, base, sizes, run=True)
     print(f"\ntotal {time.monotonic() - started:.1f} s")
 
 
