@@ -88,9 +88,12 @@ export const createFromMessage = userMutation({
   handler: async (ctx, args) => {
     const session = await getOwnSessionOrThrow(ctx, args.sessionId);
     const message = await getByString(ctx, "chat_messages", args.triggerMessageId);
-    const messageSession =
-      message === null ? null : await ctx.db.get("chat_sessions", message.sessionId);
-    if (message === null || messageSession?.userId !== ctx.userId) {
+    // The message's session is read only when it is not the one just checked.
+    const mine =
+      message !== null &&
+      (message.sessionId === session._id ||
+        (await ctx.db.get("chat_sessions", message.sessionId))?.userId === ctx.userId);
+    if (message === null || !mine) {
       fail(
         "NOT_FOUND",
         `chat message ${JSON.stringify(args.triggerMessageId.slice(0, 80))} does not exist`,
